@@ -1,0 +1,439 @@
+//! Typed configuration, layered: `config/default.toml` (compiled in) < the file named by
+//! `--config` / `PRESENCE_CONFIG` < environment (`PRESENCE_<KEY>`) < command-line flags
+//! (`--<key-with-dashes>`).
+//!
+//! One table, [`SETTINGS`], names every setting once; the file key, the environment variable and
+//! the flag are all derived from it, so they cannot drift apart. Every value is validated at
+//! start-up, and a bad one is refused with a message naming the setting and where it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The compiled-in defaults: the same file that ships as `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Every setting: its file key and a one-line description (also the `--help` text).
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("listen", "HTTP + WebSocket listen address"),
+    ("redis_url", "Redis URL; empty = in-memory engine (one node, nothing persisted)"),
+    ("redis_prefix", "prefix of every Redis key"),
+    ("redis_timeout_ms", "fail-fast timeout of one Redis call, in ms"),
+    ("jwt_secret", "HS256 secret shared by all nodes; empty = random per process"),
+    ("jwt_ttl_secs", "lifetime of tokens issued at sign-in, in seconds"),
+    ("node_id", "this node's id in the cluster; empty = random"),
+    ("offline_grace_ms", "delay before the last disconnect turns a teammate offline, in ms"),
+    ("node_ttl_ms", "node lease: a node silent this long is dead, in ms"),
+    ("heartbeat_ms", "WebSocket ping interval; a socket silent for 2 intervals is closed, in ms"),
+    ("webhook_retry_ms", "comma-separated delays between webhook delivery attempts, in ms"),
+    ("webhook_timeout_ms", "one webhook delivery attempt's timeout, in ms"),
+    ("webhook_allow_private", "allow webhook targets on loopback/private addresses"),
+    ("max_connections_per_user", "live agent sockets one user may hold on one node"),
+    ("log_format", "`pretty` for humans or `json` for machines"),
+    ("log_level", "tracing filter, e.g. `info` or `presence_gateway=debug,info`"),
+];
+
+/// The environment variable of a setting: `PRESENCE_` + upper-cased key.
+pub fn env_name(key: &str) -> String {
+    format!("PRESENCE_{}", key.to_uppercase())
+}
+
+/// The command-line flag of a setting: the key with dashes.
+pub fn flag_name(key: &str) -> String {
+    key.replace('_', "-")
+}
+
+/// A value that must not appear in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct RedisConfig {
+    /// May carry a password, hence secret.
+    pub url: Secret,
+    pub prefix: String,
+    pub timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub retry_schedule: Vec<Duration>,
+    pub timeout: Duration,
+    pub allow_private: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub redis: Option<RedisConfig>,
+    pub jwt_secret: Option<Secret>,
+    pub jwt_ttl: Duration,
+    pub node_id: String,
+    pub offline_grace: Duration,
+    pub node_ttl: Duration,
+    pub heartbeat: Duration,
+    pub webhook: WebhookConfig,
+    pub max_connections_per_user: u32,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Where a value came from, for error messages.
+#[derive(Clone, Debug)]
+enum Source {
+    Defaults,
+    File(String),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Defaults => f.write_str("config/default.toml"),
+            Source::File(path) => write!(f, "config file {path}"),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::Flag(flag) => write!(f, "flag --{flag}"),
+        }
+    }
+}
+
+/// The raw sources, before layering.
+#[derive(Debug, Default)]
+pub struct Layers {
+    /// Contents and path of the `--config` / `PRESENCE_CONFIG` file.
+    pub file: Option<(String, String)>,
+    /// `PRESENCE_*` environment variables.
+    pub env: BTreeMap<String, String>,
+    /// `--key value` flags, by setting key.
+    pub flags: BTreeMap<String, String>,
+}
+
+impl Config {
+    /// Layers the sources and validates the result.
+    pub fn load(layers: &Layers) -> Result<Self, ConfigError> {
+        let mut values = Values::default();
+        values.merge_toml(DEFAULT_TOML, Source::Defaults)?;
+        if let Some((path, text)) = &layers.file {
+            values.merge_toml(text, Source::File(path.clone()))?;
+        }
+        for (key, _) in SETTINGS {
+            if let Some(v) = layers.env.get(&env_name(key)) {
+                values.set(key, toml::Value::String(v.clone()), Source::Env(env_name(key)));
+            }
+            if let Some(v) = layers.flags.get(*key) {
+                values.set(key, toml::Value::String(v.clone()), Source::Flag(flag_name(key)));
+            }
+        }
+        values.build()
+    }
+
+    /// Defaults plus `overrides` (setting key → value), as if given by flags. For tests and tools.
+    pub fn with_overrides<'a>(
+        overrides: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> Result<Self, ConfigError> {
+        let flags = overrides
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        Self::load(&Layers {
+            flags,
+            ..Default::default()
+        })
+    }
+}
+
+#[derive(Default)]
+struct Values(BTreeMap<String, (toml::Value, Source)>);
+
+impl Values {
+    fn set(&mut self, key: &str, value: toml::Value, source: Source) {
+        self.0.insert(key.to_string(), (value, source));
+    }
+
+    fn merge_toml(&mut self, text: &str, source: Source) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| ConfigError(format!("{source} is not valid TOML: {e}")))?;
+        for (key, value) in table {
+            if !SETTINGS.iter().any(|(k, _)| *k == key) {
+                return Err(ConfigError(format!("{source}: unknown setting `{key}`")));
+            }
+            self.set(&key, value, source.clone());
+        }
+        Ok(())
+    }
+
+    fn raw(&self, key: &str) -> Result<(String, &Source), ConfigError> {
+        let (value, source) = self
+            .0
+            .get(key)
+            .ok_or_else(|| ConfigError(format!("setting `{key}` is missing from the defaults")))?;
+        let text = match value {
+            toml::Value::String(s) => s.trim().to_string(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                return Err(ConfigError(format!(
+                    "setting `{key}` (from {source}): expected a string, number or boolean, got {}",
+                    other.type_str()
+                )))
+            }
+        };
+        Ok((text, source))
+    }
+
+    fn invalid(&self, key: &str, expected: &str) -> ConfigError {
+        match self.raw(key) {
+            Ok((value, source)) => ConfigError(format!(
+                "setting `{key}` (from {source}) = {value:?}: expected {expected}"
+            )),
+            Err(e) => e,
+        }
+    }
+
+    fn string(&self, key: &str) -> Result<String, ConfigError> {
+        Ok(self.raw(key)?.0)
+    }
+
+    fn optional(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        let value = self.string(key)?;
+        Ok((!value.is_empty()).then_some(value))
+    }
+
+    fn millis(&self, key: &str, min_ms: u64) -> Result<Duration, ConfigError> {
+        let expected = format!("a whole number of milliseconds, at least {min_ms}");
+        let ms: u64 = self
+            .string(key)?
+            .parse()
+            .map_err(|_| self.invalid(key, &expected))?;
+        if ms < min_ms {
+            return Err(self.invalid(key, &expected));
+        }
+        Ok(Duration::from_millis(ms))
+    }
+
+    fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        match self.string(key)?.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(self.invalid(key, "true or false")),
+        }
+    }
+
+    fn build(&self) -> Result<Config, ConfigError> {
+        let listen = self
+            .string("listen")?
+            .parse()
+            .map_err(|_| self.invalid("listen", "an address like 127.0.0.1:8080"))?;
+        let redis = match self.optional("redis_url")? {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("redis+unix://")
+                    || url.starts_with("unix://"))
+                {
+                    return Err(ConfigError(format!(
+                        "setting `redis_url` (from {}): expected a redis://, rediss:// or unix:// URL",
+                        self.raw("redis_url")?.1
+                    )));
+                }
+                let prefix = self.string("redis_prefix")?;
+                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+                    return Err(self.invalid("redis_prefix", "a non-empty word without spaces"));
+                }
+                Some(RedisConfig {
+                    url: Secret(url),
+                    prefix,
+                    timeout: self.millis("redis_timeout_ms", 10)?,
+                })
+            }
+        };
+        let jwt_secret = self.optional("jwt_secret")?.map(Secret);
+        if jwt_secret.as_ref().is_some_and(|s| s.0.len() < 8) {
+            return Err(ConfigError(format!(
+                "setting `jwt_secret` (from {}): must be at least 8 characters",
+                self.raw("jwt_secret")?.1
+            )));
+        }
+        let jwt_ttl_secs: u64 = self
+            .string("jwt_ttl_secs")?
+            .parse()
+            .ok()
+            .filter(|s| *s >= 60)
+            .ok_or_else(|| self.invalid("jwt_ttl_secs", "a whole number of seconds, at least 60"))?;
+        let node_id = self
+            .optional("node_id")?
+            .unwrap_or_else(|| crate::domain::new_id().simple().to_string()[..12].to_string());
+        if node_id.len() > 64 || !node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(self.invalid("node_id", "up to 64 letters, digits, `-`, `_` or `.`"));
+        }
+        let retry_schedule = self
+            .string("webhook_retry_ms")?
+            .split(',')
+            .map(|part| part.trim().parse::<u64>().map(Duration::from_millis))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                self.invalid("webhook_retry_ms", "comma-separated whole numbers of milliseconds")
+            })?;
+        let max_connections_per_user = self
+            .string("max_connections_per_user")?
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| self.invalid("max_connections_per_user", "a whole number, at least 1"))?;
+        let log_format = match self.string("log_format")?.as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            _ => return Err(self.invalid("log_format", "`pretty` or `json`")),
+        };
+        let log_level = self.string("log_level")?;
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            return Err(self.invalid("log_level", "a tracing filter such as `info`"));
+        }
+        Ok(Config {
+            listen,
+            redis,
+            jwt_secret,
+            jwt_ttl: Duration::from_secs(jwt_ttl_secs),
+            node_id,
+            offline_grace: self.millis("offline_grace_ms", 0)?,
+            node_ttl: self.millis("node_ttl_ms", 100)?,
+            heartbeat: self.millis("heartbeat_ms", 100)?,
+            webhook: WebhookConfig {
+                retry_schedule,
+                timeout: self.millis("webhook_timeout_ms", 100)?,
+                allow_private: self.bool("webhook_allow_private")?,
+            },
+            max_connections_per_user,
+            log_format,
+            log_level,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Layers {
+        Layers {
+            env: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::load(&Layers::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert!(c.redis.is_none());
+        assert!(c.jwt_secret.is_none());
+        assert_eq!(c.offline_grace, Duration::from_millis(3000));
+        assert_eq!(c.node_ttl, Duration::from_millis(10000));
+        assert_eq!(c.heartbeat, Duration::from_millis(25000));
+        assert_eq!(c.webhook.retry_schedule.len(), 11);
+        assert_eq!(c.webhook.retry_schedule[1], Duration::from_millis(5000));
+        assert_eq!(c.webhook.timeout, Duration::from_millis(10000));
+        assert!(!c.webhook.allow_private);
+        assert_eq!(c.max_connections_per_user, 100);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let mut layers = env(&[
+            ("PRESENCE_LISTEN", "127.0.0.1:9000"),
+            ("PRESENCE_OFFLINE_GRACE_MS", "300"),
+        ]);
+        layers.file = Some((
+            "test.toml".into(),
+            "listen = \"127.0.0.1:7000\"\nnode_ttl_ms = 1500\nheartbeat_ms = 500".into(),
+        ));
+        layers.flags.insert("offline_grace_ms".into(), "100".into());
+        let c = Config::load(&layers).unwrap();
+        assert_eq!(c.listen.port(), 9000, "env beats file");
+        assert_eq!(c.node_ttl, Duration::from_millis(1500), "file beats defaults");
+        assert_eq!(c.heartbeat, Duration::from_millis(500));
+        assert_eq!(c.offline_grace, Duration::from_millis(100), "flag beats env");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting_and_source() {
+        let err = Config::load(&env(&[("PRESENCE_NODE_TTL_MS", "50")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("node_ttl_ms"), "{err}");
+        assert!(err.contains("PRESENCE_NODE_TTL_MS"), "{err}");
+
+        let err = Config::load(&env(&[("PRESENCE_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen"), "{err}");
+
+        let err = Config::load(&env(&[("PRESENCE_WEBHOOK_RETRY_MS", "0,5s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webhook_retry_ms"), "{err}");
+
+        let err = Config::load(&env(&[("PRESENCE_WEBHOOK_ALLOW_PRIVATE", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("webhook_allow_private"), "{err}");
+
+        let err = Config::load(&env(&[("PRESENCE_REDIS_URL", "http://x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis_url"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let layers = Layers {
+            file: Some(("x.toml".into(), "listen_addr = \"1\"".into())),
+            ..Default::default()
+        };
+        let err = Config::load(&layers).unwrap_err().to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let c = Config::load(&env(&[
+            ("PRESENCE_JWT_SECRET", "supersecretvalue"),
+            ("PRESENCE_REDIS_URL", "redis://:hunter2@127.0.0.1:6379"),
+        ]))
+        .unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("supersecretvalue"));
+        assert!(!debug.contains("hunter2"));
+    }
+
+    #[test]
+    fn every_setting_has_a_default() {
+        let table: toml::Table = DEFAULT_TOML.parse().unwrap();
+        for (key, _) in SETTINGS {
+            assert!(table.contains_key(*key), "config/default.toml lacks `{key}`");
+        }
+    }
+}

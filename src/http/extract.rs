@@ -1,0 +1,118 @@
+//! Extractors whose rejections speak the gateway's error shape instead of axum's plain text:
+//! a JSON body ([`Json`]), path ids ([`Path`]), the caller ([`Caller`]) and the caller's standing
+//! in the project named by the `{pid}` path segment ([`Member`]).
+
+use super::AppState;
+use crate::domain::Id;
+use crate::error::Error;
+use crate::service::{Access, Principal};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// A JSON body. The content type is not checked (some clients omit it); the body must parse.
+/// Malformed JSON and wrong types are 400; a body over the limit is 413.
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => Error::bad_request(format!("invalid body: {e}")),
+            _ => Error::bad_request(format!("malformed JSON body: {e}")),
+        }
+    })
+}
+
+pub fn body_rejection(rejection: BytesRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge
+    } else {
+        Error::bad_request(format!("unreadable body: {rejection}"))
+    }
+}
+
+/// Path parameters; a malformed id is 400 (not axum's plain-text rejection).
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| Error::bad_request(format!("invalid path parameter: {}", e.body_text())))
+    }
+}
+
+/// The authenticated caller, from the `Authorization` header.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(Error::Unauthorized("missing credentials"))?
+            .to_str()
+            .map_err(|_| Error::Unauthorized("malformed Authorization header"))?;
+        state.accounts.authenticate(header).await.map(Caller)
+    }
+}
+
+/// The caller's standing in the project of the `{pid}` path segment. Authentication comes first
+/// (401), then the id (400), then the project (404) and membership (403). Each handler then
+/// states its minimum role with [`Access::require`].
+pub struct Member(pub Access);
+
+impl FromRequestParts<AppState> for Member {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state).await?;
+        let pid = params
+            .get("pid")
+            .ok_or_else(|| Error::Internal("route without a {pid} segment".into()))?;
+        let pid = parse_id(pid, "project id")?;
+        Access::resolve(state.store.as_ref(), principal, pid)
+            .await
+            .map(Member)
+    }
+}
+
+/// Parses a UUID path segment, 400 otherwise.
+pub fn parse_id(raw: &str, what: &str) -> Result<Id, Error> {
+    raw.parse()
+        .map_err(|_| Error::bad_request(format!("invalid {what} `{raw}`: expected a UUID")))
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,89 @@
+//! `/v3/{pid}/keys`: project API keys (admin). The secret is returned once, as `key`.
+
+use super::users::to_value;
+use super::views::ApiKeyView;
+use crate::auth::api_key;
+use crate::domain::{self, ApiKey, Role, Timestamp};
+use crate::error::{Error, Result};
+use crate::http::extract::{parse_id, Json, Member};
+use crate::http::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::HashMap;
+
+#[derive(Deserialize, Default)]
+pub struct NewKey {
+    name: Option<String>,
+    role: Option<String>,
+}
+
+/// The body is optional: an empty POST creates an `agent` key.
+pub async fn create(
+    State(state): State<AppState>,
+    Member(access): Member,
+    body: Bytes,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let body: NewKey = if body.iter().all(u8::is_ascii_whitespace) {
+        NewKey::default()
+    } else {
+        crate::http::extract::parse_json(&body)?
+    };
+    let role = match body.role.as_deref().unwrap_or("agent") {
+        "agent" => Role::Agent,
+        "admin" => Role::Admin,
+        other => {
+            return Err(Error::bad_request(format!(
+                "role must be agent or admin, not `{other}`"
+            )))
+        }
+    };
+    if role > access.role {
+        return Err(Error::forbidden("a key cannot have a higher role than its creator"));
+    }
+    let name = body.name.unwrap_or_default();
+    if name.chars().count() > 200 {
+        return Err(Error::bad_request("name must be at most 200 characters"));
+    }
+    let secret = api_key::generate();
+    let key = ApiKey {
+        id: domain::new_id(),
+        project_id: access.project.id,
+        name,
+        role,
+        prefix: secret[..api_key::PREFIX.len() + 6].to_string(),
+        secret_hash: api_key::hash(&secret),
+        created_by: Some(access.principal.actor_id()),
+        created_at: Timestamp::now(),
+    };
+    state.store.create_api_key(&key).await?;
+    Ok(Json(to_value(&ApiKeyView::new(&key, Some(&secret)))?))
+}
+
+pub async fn list(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let keys = state.store.list_api_keys(access.project.id).await?;
+    let views: Result<Vec<Value>> = keys
+        .iter()
+        .map(|k| to_value(&ApiKeyView::new(k, None)))
+        .collect();
+    Ok(Json(Value::Array(views?)))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let raw = params.get("key_id").map(String::as_str).unwrap_or_default();
+    let id = parse_id(raw, "key id")?;
+    let key = state
+        .store
+        .delete_api_key(access.project.id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("API key"))?;
+    Ok(Json(to_value(&ApiKeyView::new(&key, None))?))
+}

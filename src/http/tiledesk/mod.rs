@@ -1,0 +1,44 @@
+//! The Tiledesk-compatible REST API under `/v3` (CONTRACT §3).
+
+mod auth;
+mod keys;
+mod project_users;
+mod projects;
+mod users;
+pub mod views;
+
+use super::AppState;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v3/auth/signup", post(auth::signup))
+        .route("/v3/auth/signin", post(auth::signin))
+        .route("/v3/users", get(users::me).put(users::update))
+        .route("/v3/projects", post(projects::create))
+        .route("/v3/projects/{pid}", get(projects::get))
+        .route("/v3/projects/{pid}/users/availables", get(project_users::availables))
+        .route(
+            "/v3/{pid}/project_users",
+            get(project_users::list).put(project_users::update_own),
+        )
+        .route("/v3/{pid}/project_users/me", get(project_users::me))
+        .route("/v3/{pid}/project_users/invite", post(project_users::invite))
+        .route(
+            "/v3/{pid}/project_users/users/{user_id}",
+            get(project_users::by_user),
+        )
+        .route(
+            "/v3/{pid}/project_users/{puid}",
+            get(project_users::get)
+                .put(project_users::update)
+                .delete(project_users::remove),
+        )
+        .route(
+            "/v3/{pid}/project_users/{puid}/restore",
+            put(project_users::restore),
+        )
+        .route("/v3/{pid}/keys", post(keys::create).get(keys::list))
+        .route("/v3/{pid}/keys/{key_id}", delete(keys::remove))
+}

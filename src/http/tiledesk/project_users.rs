@@ -1,0 +1,349 @@
+//! `/v3/{pid}/project_users/...` and `/v3/projects/{pid}/users/availables`: the team.
+
+use super::users::to_value;
+use super::views::{InvitationView, TeammateView};
+use crate::domain::{Presence, PresenceStatus, Role, Teammate, TeammateStatus};
+use crate::error::{Error, Result};
+use crate::http::extract::{parse_id, Json, Member};
+use crate::http::AppState;
+use crate::service::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch};
+use axum::extract::{Path, RawQuery, State};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// Renders teammates with their users and presence, in one store round trip for the users.
+async fn render(state: &AppState, teammates: &[Teammate]) -> Result<Vec<Value>> {
+    let user_ids: Vec<_> = teammates.iter().map(|t| t.user_id).collect();
+    let users = state.store.get_users(&user_ids).await?;
+    let presences = state.presence_of(teammates).await?;
+    teammates
+        .iter()
+        .zip(users.iter())
+        .zip(presences.iter())
+        .map(|((t, u), p)| to_value(&TeammateView::new(t, u.as_ref(), p)))
+        .collect()
+}
+
+async fn render_one(state: &AppState, teammate: &Teammate) -> Result<Value> {
+    let mut list = render(state, std::slice::from_ref(teammate)).await?;
+    list.pop()
+        .ok_or_else(|| Error::Internal("rendering lost a teammate".into()))
+}
+
+fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
+    params.get(name).map(String::as_str).unwrap_or_default()
+}
+
+/// Filters of `GET /v3/{pid}/project_users`.
+#[derive(Default)]
+struct ListFilter {
+    include_trashed: bool,
+    roles: Vec<Role>,
+    presence: Option<PresenceStatus>,
+    status: Option<TeammateStatus>,
+}
+
+impl ListFilter {
+    /// Parses the raw query; `role` may repeat or be comma-separated.
+    fn parse(query: Option<&str>) -> Result<Self> {
+        let mut filter = ListFilter::default();
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "trashed" => filter.include_trashed = parse_bool("trashed", &value)?,
+                "role" => {
+                    for role in value.split(',').filter(|r| !r.is_empty()) {
+                        filter
+                            .roles
+                            .push(role.parse().map_err(|e: crate::domain::ParseRoleError| {
+                                Error::bad_request(e.to_string())
+                            })?);
+                    }
+                }
+                "presencestatus" => {
+                    filter.presence = Some(match value.as_ref() {
+                        "online" => PresenceStatus::Online,
+                        "offline" => PresenceStatus::Offline,
+                        other => {
+                            return Err(Error::bad_request(format!(
+                                "presencestatus must be online or offline, not `{other}`"
+                            )))
+                        }
+                    })
+                }
+                "status" => filter.status = Some(parse_status(&value)?),
+                _ => {}
+            }
+        }
+        Ok(filter)
+    }
+
+    fn keeps(&self, t: &Teammate, p: &Presence) -> bool {
+        (self.include_trashed || !t.trashed)
+            && (self.roles.is_empty() || self.roles.contains(&t.role))
+            && self.presence.is_none_or(|s| s == p.status)
+            && self.status.is_none_or(|s| s == t.status)
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" | "" => Ok(false),
+        other => Err(Error::bad_request(format!(
+            "{name} must be true or false, not `{other}`"
+        ))),
+    }
+}
+
+fn parse_status(value: &str) -> Result<TeammateStatus> {
+    match value {
+        "active" => Ok(TeammateStatus::Active),
+        "disabled" => Ok(TeammateStatus::Disabled),
+        other => Err(Error::bad_request(format!(
+            "status must be active or disabled, not `{other}`"
+        ))),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Member(access): Member,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>> {
+    access.require(Role::Agent)?;
+    let filter = ListFilter::parse(query.as_deref())?;
+    let teammates = state.store.list_teammates(access.project.id).await?;
+    let presences = state.presence_of(&teammates).await?;
+    let kept: Vec<Teammate> = teammates
+        .into_iter()
+        .zip(presences.iter())
+        .filter(|(t, p)| filter.keeps(t, p))
+        .map(|(t, _)| t)
+        .collect();
+    Ok(Json(Value::Array(render(&state, &kept).await?)))
+}
+
+pub async fn me(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
+    access.require(Role::Agent)?;
+    let own = access
+        .teammate
+        .as_ref()
+        .ok_or_else(|| Error::forbidden("an API key has no teammate of its own"))?;
+    Ok(Json(Value::Array(
+        render(&state, std::slice::from_ref(own)).await?,
+    )))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    access.require(Role::Agent)?;
+    let id = parse_id(param(&params, "puid"), "teammate id")?;
+    let teammate = state
+        .store
+        .get_teammate(access.project.id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("teammate"))?;
+    Ok(Json(render_one(&state, &teammate).await?))
+}
+
+pub async fn by_user(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    access.require(Role::Agent)?;
+    let user_id = parse_id(param(&params, "user_id"), "user id")?;
+    let teammate = state
+        .store
+        .find_teammate_by_user(access.project.id, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("teammate"))?;
+    Ok(Json(Value::Array(vec![render_one(&state, &teammate).await?])))
+}
+
+#[derive(Deserialize)]
+pub struct InviteBody {
+    email: String,
+    role: String,
+    #[allow(dead_code)]
+    firstname: Option<String>,
+    #[allow(dead_code)]
+    lastname: Option<String>,
+    user_available: Option<bool>,
+}
+
+pub async fn invite(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Json(body): Json<InviteBody>,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let role = body
+        .role
+        .parse()
+        .map_err(|_| Error::bad_request("role must be one of agent, supervisor or admin"))?;
+    let outcome = state
+        .teams
+        .invite(
+            &access,
+            InviteRequest {
+                email: body.email,
+                role,
+                user_available: body.user_available,
+            },
+        )
+        .await?;
+    match outcome {
+        InviteOutcome::Teammate(teammate, _) => Ok(Json(render_one(&state, &teammate).await?)),
+        InviteOutcome::Pending(invitation) => Ok(Json(json!({
+            "success": true,
+            "msg": "User not found; an invitation is pending until they sign up with this email",
+            "pendingInvitation": InvitationView::from(&invitation),
+        }))),
+    }
+}
+
+/// The body of both teammate updates. Unknown fields are ignored (clients send whole objects).
+#[derive(Deserialize, Default)]
+pub struct UpdateBody {
+    user_available: Option<bool>,
+    #[serde(rename = "profileStatus")]
+    profile_status: Option<String>,
+    max_served_chat: Option<i64>,
+    /// Alias of `max_served_chat`.
+    max_assigned_chat: Option<i64>,
+    attributes: Option<Map<String, Value>>,
+    settings: Option<Map<String, Value>>,
+    role: Option<String>,
+    status: Option<String>,
+    number_assigned_requests: Option<i64>,
+}
+
+impl UpdateBody {
+    fn into_patch(self) -> Result<TeammatePatch> {
+        const MAX_PROFILE_STATUS: usize = 200;
+        if self
+            .profile_status
+            .as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_PROFILE_STATUS)
+        {
+            return Err(Error::bad_request(format!(
+                "profileStatus must be at most {MAX_PROFILE_STATUS} characters"
+            )));
+        }
+        Ok(TeammatePatch {
+            user_available: self.user_available,
+            profile_status: self.profile_status,
+            max_served_chat: self.max_served_chat.or(self.max_assigned_chat),
+            attributes: self.attributes,
+            settings: self.settings,
+            role: self
+                .role
+                .map(|r| r.parse().map_err(|e: crate::domain::ParseRoleError| Error::bad_request(e.to_string())))
+                .transpose()?,
+            status: self.status.as_deref().map(parse_status).transpose()?,
+            number_assigned_requests: self.number_assigned_requests,
+        })
+    }
+}
+
+pub async fn update_own(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Json(body): Json<UpdateBody>,
+) -> Result<Json<Value>> {
+    access.require(Role::Agent)?;
+    let teammate = state
+        .teams
+        .update_own(&access, body.into_patch()?)
+        .await?;
+    Ok(Json(render_one(&state, &teammate).await?))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+    Json(body): Json<UpdateBody>,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let id = parse_id(param(&params, "puid"), "teammate id")?;
+    let teammate = state
+        .teams
+        .update(&access, id, body.into_patch()?)
+        .await?;
+    Ok(Json(render_one(&state, &teammate).await?))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let id = parse_id(param(&params, "puid"), "teammate id")?;
+    let (mut soft, mut hard) = (false, false);
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "soft" => soft = parse_bool("soft", &value)?,
+            "hard" => hard = parse_bool("hard", &value)?,
+            _ => {}
+        }
+    }
+    let mode = match (soft, hard) {
+        (true, true) => return Err(Error::bad_request("choose soft or hard, not both")),
+        (true, false) => RemoveMode::Trash,
+        (false, true) => RemoveMode::Delete,
+        (false, false) => RemoveMode::Disable,
+    };
+    let teammate = state.teams.remove(&access, id, mode).await?;
+    Ok(Json(render_one(&state, &teammate).await?))
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let id = parse_id(param(&params, "puid"), "teammate id")?;
+    let teammate = state.teams.restore(&access, id).await?;
+    Ok(Json(render_one(&state, &teammate).await?))
+}
+
+/// `[{id, fullname, email, assigned_request}]` of active, available teammates (agent and up).
+/// `id` is the user id, as in Tiledesk.
+pub async fn availables(
+    State(state): State<AppState>,
+    Member(access): Member,
+) -> Result<Json<Value>> {
+    access.require(Role::Agent)?;
+    let available: Vec<Teammate> = state
+        .store
+        .list_teammates(access.project.id)
+        .await?
+        .into_iter()
+        .filter(|t| t.is_active() && t.user_available && t.role >= Role::Agent)
+        .collect();
+    let user_ids: Vec<_> = available.iter().map(|t| t.user_id).collect();
+    let users = state.store.get_users(&user_ids).await?;
+    let list = available
+        .iter()
+        .zip(users.iter())
+        .filter_map(|(t, u)| {
+            let u = u.as_ref()?;
+            Some(json!({
+                "id": u.id.to_string(),
+                "fullname": u.fullname(),
+                "email": u.email,
+                "assigned_request": t.number_assigned_requests,
+            }))
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}

@@ -1,0 +1,31 @@
+//! `POST /v3/projects` and `GET /v3/projects/{pid}`.
+
+use super::users::to_value;
+use super::views::ProjectView;
+use crate::domain::Role;
+use crate::error::Result;
+use crate::http::extract::{Caller, Json, Member};
+use crate::http::AppState;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+pub struct NewProject {
+    name: String,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Json(body): Json<NewProject>,
+) -> Result<Json<Value>> {
+    let user = principal.require_user()?;
+    let (project, _owner) = state.teams.create_project(user, &body.name).await?;
+    Ok(Json(to_value(&ProjectView::from(&project))?))
+}
+
+pub async fn get(Member(access): Member) -> Result<Json<Value>> {
+    access.require(Role::Agent)?;
+    Ok(Json(to_value(&ProjectView::from(&access.project))?))
+}

@@ -1,0 +1,53 @@
+//! `GET /v3/users` and `PUT /v3/users`: the current user.
+
+use super::views::UserView;
+use crate::domain::Timestamp;
+use crate::error::{Error, Result};
+use crate::http::extract::{Caller, Json};
+use crate::http::AppState;
+use axum::extract::State;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+pub async fn me(Caller(principal): Caller) -> Result<Json<Value>> {
+    let user = principal.require_user()?;
+    Ok(Json(to_value(&UserView::from(user))?))
+}
+
+#[derive(Deserialize)]
+pub struct UserUpdate {
+    firstname: Option<String>,
+    lastname: Option<String>,
+    attributes: Option<Map<String, Value>>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Json(body): Json<UserUpdate>,
+) -> Result<Json<Value>> {
+    let mut user = principal.require_user()?.clone();
+    for (name, value) in [("firstname", &body.firstname), ("lastname", &body.lastname)] {
+        if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
+            return Err(Error::bad_request(format!(
+                "{name} must be at most 200 characters"
+            )));
+        }
+    }
+    if let Some(v) = body.firstname {
+        user.firstname = v.trim().to_string();
+    }
+    if let Some(v) = body.lastname {
+        user.lastname = v.trim().to_string();
+    }
+    if let Some(v) = body.attributes {
+        user.attributes = v;
+    }
+    user.updated_at = Timestamp::now();
+    state.store.update_user(&user).await?;
+    Ok(Json(to_value(&UserView::from(&user))?))
+}
+
+pub fn to_value<T: serde::Serialize>(view: &T) -> Result<Value> {
+    serde_json::to_value(view).map_err(|e| Error::Internal(e.to_string()))
+}

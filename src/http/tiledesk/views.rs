@@ -1,0 +1,229 @@
+//! Tiledesk wire formats, mapped from domain types. Field names are exactly the contract's.
+
+use crate::domain::{ApiKey, PendingInvitation, Presence, Project, Teammate, Timestamp, User};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// A user as the API shows it: never with the password hash.
+#[derive(Serialize)]
+pub struct UserView<'a> {
+    #[serde(rename = "_id")]
+    pub underscore_id: String,
+    pub id: String,
+    pub email: &'a str,
+    pub firstname: &'a str,
+    pub lastname: &'a str,
+    pub fullname: String,
+    pub emailverified: bool,
+    /// Tiledesk: 100 active.
+    pub status: u32,
+    pub attributes: &'a Map<String, Value>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+impl<'a> From<&'a User> for UserView<'a> {
+    fn from(u: &'a User) -> Self {
+        UserView {
+            underscore_id: u.id.to_string(),
+            id: u.id.to_string(),
+            email: &u.email,
+            firstname: &u.firstname,
+            lastname: &u.lastname,
+            fullname: u.fullname(),
+            emailverified: false,
+            status: 100,
+            attributes: &u.attributes,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ProjectView<'a> {
+    #[serde(rename = "_id")]
+    pub underscore_id: String,
+    pub id: String,
+    pub name: &'a str,
+    pub status: u32,
+    #[serde(rename = "createdBy")]
+    pub created_by: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+impl<'a> From<&'a Project> for ProjectView<'a> {
+    fn from(p: &'a Project) -> Self {
+        ProjectView {
+            underscore_id: p.id.to_string(),
+            id: p.id.to_string(),
+            name: &p.name,
+            status: 100,
+            created_by: p.created_by.to_string(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// The `id_user` object inside a teammate.
+#[derive(Serialize)]
+pub struct TeammateUserView<'a> {
+    #[serde(rename = "_id")]
+    pub underscore_id: String,
+    pub id: String,
+    pub email: &'a str,
+    pub firstname: &'a str,
+    pub lastname: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct PresenceView<'a> {
+    pub status: &'static str,
+    #[serde(rename = "changedAt")]
+    pub changed_at: Timestamp,
+    pub connections: u64,
+    pub channels: &'a [String],
+    #[serde(rename = "lastSeenAt")]
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// The teammate (`project_user`) JSON: every field present, as CONTRACT §3 lists them.
+#[derive(Serialize)]
+pub struct TeammateView<'a> {
+    #[serde(rename = "_id")]
+    pub underscore_id: String,
+    pub id: String,
+    pub id_project: String,
+    pub id_user: Option<TeammateUserView<'a>>,
+    pub role: &'static str,
+    pub user_available: bool,
+    #[serde(rename = "profileStatus")]
+    pub profile_status: &'a str,
+    pub max_served_chat: i64,
+    pub number_assigned_requests: i64,
+    #[serde(rename = "isBusy")]
+    pub is_busy: bool,
+    pub status: &'static str,
+    pub trashed: bool,
+    #[serde(rename = "isAuthenticated")]
+    pub is_authenticated: bool,
+    pub presence: PresenceView<'a>,
+    pub attributes: &'a Map<String, Value>,
+    pub tags: &'a [Value],
+    pub settings: &'a Map<String, Value>,
+    #[serde(rename = "createdBy")]
+    pub created_by: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+    #[serde(rename = "updatedAt")]
+    pub updated_at: Timestamp,
+}
+
+impl<'a> TeammateView<'a> {
+    pub fn new(t: &'a Teammate, user: Option<&'a User>, presence: &'a Presence) -> Self {
+        TeammateView {
+            underscore_id: t.id.to_string(),
+            id: t.id.to_string(),
+            id_project: t.project_id.to_string(),
+            id_user: user.map(|u| TeammateUserView {
+                underscore_id: u.id.to_string(),
+                id: u.id.to_string(),
+                email: &u.email,
+                firstname: &u.firstname,
+                lastname: &u.lastname,
+            }),
+            role: t.role.as_str(),
+            user_available: t.user_available,
+            profile_status: &t.profile_status,
+            max_served_chat: t.max_served_chat,
+            number_assigned_requests: t.number_assigned_requests,
+            is_busy: t.is_busy(),
+            status: t.status.as_str(),
+            trashed: t.trashed,
+            is_authenticated: user.is_some(),
+            presence: PresenceView {
+                status: presence.status.as_str(),
+                changed_at: presence.changed_at,
+                connections: presence.connections,
+                channels: &presence.channels,
+                last_seen_at: presence.last_seen_at,
+            },
+            attributes: &t.attributes,
+            tags: &t.tags,
+            settings: &t.settings,
+            created_by: t.created_by.map(|id| id.to_string()),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct InvitationView<'a> {
+    #[serde(rename = "_id")]
+    pub underscore_id: String,
+    pub id: String,
+    pub id_project: String,
+    pub email: &'a str,
+    pub role: &'static str,
+    pub user_available: bool,
+    #[serde(rename = "createdBy")]
+    pub created_by: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+}
+
+impl<'a> From<&'a PendingInvitation> for InvitationView<'a> {
+    fn from(i: &'a PendingInvitation) -> Self {
+        InvitationView {
+            underscore_id: i.id.to_string(),
+            id: i.id.to_string(),
+            id_project: i.project_id.to_string(),
+            email: &i.email,
+            role: i.role.as_str(),
+            user_available: i.user_available,
+            created_by: i.invited_by.map(|id| id.to_string()),
+            created_at: i.created_at,
+        }
+    }
+}
+
+/// An API key's metadata. The secret (`key`) is added only in the creation response.
+#[derive(Serialize)]
+pub struct ApiKeyView<'a> {
+    #[serde(rename = "_id")]
+    pub underscore_id: String,
+    pub id: String,
+    pub id_project: String,
+    pub name: &'a str,
+    pub role: &'static str,
+    pub prefix: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    #[serde(rename = "createdBy")]
+    pub created_by: Option<String>,
+    #[serde(rename = "createdAt")]
+    pub created_at: Timestamp,
+}
+
+impl<'a> ApiKeyView<'a> {
+    pub fn new(k: &'a ApiKey, secret: Option<&'a str>) -> Self {
+        ApiKeyView {
+            underscore_id: k.id.to_string(),
+            id: k.id.to_string(),
+            id_project: k.project_id.to_string(),
+            name: &k.name,
+            role: k.role.as_str(),
+            prefix: &k.prefix,
+            key: secret,
+            created_by: k.created_by.map(|id| id.to_string()),
+            created_at: k.created_at,
+        }
+    }
+}

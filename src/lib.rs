@@ -1,0 +1,19 @@
+//! presence-gateway: real-time presence and availability for customer-support teammates.
+//!
+//! See `docs/architecture.md` for how the modules fit together.
+
+#![deny(rust_2018_idioms)]
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

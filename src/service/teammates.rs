@@ -1,0 +1,401 @@
+//! Projects and teammates: creation, invitations, updates, removal and restore.
+//!
+//! Every change to a stored teammate goes through [`Teams::mutate`]: read, apply a pure change,
+//! write back under an optimistic version check, retry on a concurrent write. Rules that span
+//! teammates (the last owner) are enforced atomically inside the store.
+
+use super::{Access, Principal};
+use crate::domain::{
+    self, PendingInvitation, Project, Role, Teammate, TeammateStatus, Timestamp, User,
+};
+use crate::error::{Error, Result};
+use crate::store::{Store, StoreError};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+const MAX_WRITE_ATTEMPTS: usize = 8;
+const MAX_PROJECT_NAME_LEN: usize = 200;
+
+/// The fields a teammate update may carry. `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct TeammatePatch {
+    pub user_available: Option<bool>,
+    pub profile_status: Option<String>,
+    pub max_served_chat: Option<i64>,
+    pub attributes: Option<Map<String, Value>>,
+    pub settings: Option<Map<String, Value>>,
+    pub role: Option<Role>,
+    /// Admin route only.
+    pub status: Option<TeammateStatus>,
+    /// Admin route only.
+    pub number_assigned_requests: Option<i64>,
+}
+
+#[derive(Debug)]
+pub struct InviteRequest {
+    pub email: String,
+    pub role: Role,
+    pub user_available: Option<bool>,
+}
+
+#[derive(Debug)]
+pub enum InviteOutcome {
+    /// The email has an account: it is now an active teammate (new or reactivated).
+    Teammate(Teammate, User),
+    /// No account yet: the invitation waits for a sign-up with that email.
+    Pending(PendingInvitation),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoveMode {
+    /// `status: disabled`, `user_available: false`; can be re-enabled.
+    Disable,
+    /// `trashed: true`; can be restored.
+    Trash,
+    /// Gone for good.
+    Delete,
+}
+
+#[derive(Clone)]
+pub struct Teams {
+    store: Arc<dyn Store>,
+}
+
+impl Teams {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Teams { store }
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Creates a project; the creating user becomes its owner teammate.
+    pub async fn create_project(&self, owner: &User, name: &str) -> Result<(Project, Teammate)> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_PROJECT_NAME_LEN {
+            return Err(Error::bad_request(format!(
+                "name must be 1 to {MAX_PROJECT_NAME_LEN} characters"
+            )));
+        }
+        let now = Timestamp::now();
+        let project = Project {
+            id: domain::new_id(),
+            name: name.to_string(),
+            created_by: owner.id,
+            created_at: now,
+            updated_at: now,
+        };
+        let teammate = Teammate::new(project.id, owner.id, Role::Owner, Some(owner.id));
+        self.store.create_project(&project, &teammate).await?;
+        Ok((project, teammate))
+    }
+
+    /// Invites an email to the project (admin+). Never creates a duplicate teammate.
+    pub async fn invite(&self, access: &Access, request: InviteRequest) -> Result<InviteOutcome> {
+        access.require(Role::Admin)?;
+        let email = domain::normalize_email(&request.email);
+        if !domain::is_plausible_email(&email) {
+            return Err(Error::bad_request("email is not a valid address"));
+        }
+        if !request.role.is_invitable() {
+            return Err(Error::bad_request(
+                "role must be one of agent, supervisor or admin",
+            ));
+        }
+        if access.principal.user().is_some_and(|u| u.email == email) {
+            return Err(Error::Forbidden {
+                msg: "you cannot invite yourself".into(),
+                code: Some(4000),
+            });
+        }
+        let project_id = access.project.id;
+        let invited_by = Some(access.principal.actor_id());
+        let Some(user) = self.store.find_user_by_email(&email).await? else {
+            let invitation = PendingInvitation {
+                id: domain::new_id(),
+                project_id,
+                email,
+                role: request.role,
+                user_available: request.user_available.unwrap_or(true),
+                invited_by,
+                created_at: Timestamp::now(),
+            };
+            self.store.put_invitation(&invitation).await?;
+            return Ok(InviteOutcome::Pending(invitation));
+        };
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            match self.store.find_teammate_by_user(project_id, user.id).await? {
+                None => {
+                    let mut teammate = Teammate::new(project_id, user.id, request.role, invited_by);
+                    if let Some(available) = request.user_available {
+                        teammate.user_available = available;
+                    }
+                    match self.store.insert_teammate(&teammate).await {
+                        Ok(()) => return Ok(InviteOutcome::Teammate(teammate, user)),
+                        Err(StoreError::Conflict) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(existing) if existing.is_active() => {
+                    return Err(Error::Forbidden {
+                        msg: "this user is already a member of the project".into(),
+                        code: Some(4001),
+                    })
+                }
+                Some(existing) => {
+                    // Reactivate the disabled or trashed teammate instead of adding a second one.
+                    let (_, teammate) = self
+                        .mutate(existing.project_id, existing.id, |t| {
+                            if t.is_active() {
+                                return Err(Error::Forbidden {
+                                    msg: "this user is already a member of the project".into(),
+                                    code: Some(4001),
+                                });
+                            }
+                            if t.role == Role::Owner {
+                                return Err(Error::forbidden(
+                                    "an owner can only be reinstated by restoring it",
+                                ));
+                            }
+                            t.status = TeammateStatus::Active;
+                            t.trashed = false;
+                            t.role = request.role;
+                            if let Some(available) = request.user_available {
+                                t.user_available = available;
+                            }
+                            Ok(())
+                        })
+                        .await?;
+                    return Ok(InviteOutcome::Teammate(teammate, user));
+                }
+            }
+        }
+        Err(Error::Conflict("the teammate changed concurrently; try again".into()))
+    }
+
+    /// Updates the caller's own teammate. `role` needs admin or above.
+    pub async fn update_own(&self, access: &Access, patch: TeammatePatch) -> Result<Teammate> {
+        let own = access
+            .teammate
+            .as_ref()
+            .ok_or_else(|| Error::forbidden("an API key has no teammate of its own"))?;
+        if patch.role.is_some() {
+            access.require(Role::Admin)?;
+        }
+        let patch = TeammatePatch {
+            status: None,
+            number_assigned_requests: None,
+            ..patch
+        };
+        let (_, after) = self
+            .mutate(own.project_id, own.id, |t| apply_patch(access.role, t, &patch))
+            .await?;
+        Ok(after)
+    }
+
+    /// Updates any teammate of the project (admin+). Never creates one.
+    pub async fn update(
+        &self,
+        access: &Access,
+        teammate_id: domain::Id,
+        patch: TeammatePatch,
+    ) -> Result<Teammate> {
+        access.require(Role::Admin)?;
+        let (_, after) = self
+            .mutate(access.project.id, teammate_id, |t| {
+                apply_patch(access.role, t, &patch)
+            })
+            .await?;
+        Ok(after)
+    }
+
+    /// Disables, trashes or deletes a teammate (admin+). Returns the teammate as it ends up (for
+    /// a hard delete, as it was last).
+    pub async fn remove(
+        &self,
+        access: &Access,
+        teammate_id: domain::Id,
+        mode: RemoveMode,
+    ) -> Result<Teammate> {
+        access.require(Role::Admin)?;
+        let project_id = access.project.id;
+        if mode != RemoveMode::Delete {
+            let (_, after) = self
+                .mutate(project_id, teammate_id, |t| {
+                    guard_owner_change(access.role, t)?;
+                    match mode {
+                        RemoveMode::Disable => {
+                            t.status = TeammateStatus::Disabled;
+                            t.user_available = false;
+                        }
+                        _ => t.trashed = true,
+                    }
+                    Ok(())
+                })
+                .await?;
+            return Ok(after);
+        }
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.load(project_id, teammate_id).await?;
+            guard_owner_change(access.role, &current)?;
+            match self.store.delete_teammate(&current, current.version).await {
+                Ok(()) => return Ok(current),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(Error::not_found("teammate")),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict("the teammate changed concurrently; try again".into()))
+    }
+
+    /// Restores a trashed teammate (admin+); 400 if it is not trashed.
+    pub async fn restore(&self, access: &Access, teammate_id: domain::Id) -> Result<Teammate> {
+        access.require(Role::Admin)?;
+        let (_, after) = self
+            .mutate(access.project.id, teammate_id, |t| {
+                if !t.trashed {
+                    return Err(Error::bad_request("the teammate is not trashed"));
+                }
+                guard_owner_change(access.role, t)?;
+                t.trashed = false;
+                t.status = TeammateStatus::Active;
+                Ok(())
+            })
+            .await?;
+        Ok(after)
+    }
+
+    async fn load(&self, project_id: domain::Id, teammate_id: domain::Id) -> Result<Teammate> {
+        self.store
+            .get_teammate(project_id, teammate_id)
+            .await?
+            .ok_or_else(|| Error::not_found("teammate"))
+    }
+
+    /// Read, apply `change`, and write back under the version check, retrying when another
+    /// writer got there first. A change that alters nothing writes nothing.
+    /// Returns the teammate before and after.
+    async fn mutate(
+        &self,
+        project_id: domain::Id,
+        teammate_id: domain::Id,
+        change: impl Fn(&mut Teammate) -> Result<()>,
+    ) -> Result<(Teammate, Teammate)> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let before = self.load(project_id, teammate_id).await?;
+            let mut after = before.clone();
+            change(&mut after)?;
+            if after == before {
+                return Ok((before, after));
+            }
+            after.version = before.version + 1;
+            after.updated_at = Timestamp::now();
+            match self.store.update_teammate(&after, before.version).await {
+                Ok(()) => return Ok((before, after)),
+                Err(StoreError::Conflict) => continue,
+                Err(StoreError::NotFound) => return Err(Error::not_found("teammate")),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict("the teammate changed concurrently; try again".into()))
+    }
+}
+
+/// Only an owner may change another owner's standing or hand out ownership.
+fn guard_owner_change(actor: Role, target: &Teammate) -> Result<()> {
+    if target.role == Role::Owner && actor != Role::Owner {
+        return Err(Error::forbidden("only an owner may change an owner"));
+    }
+    Ok(())
+}
+
+fn apply_patch(actor: Role, t: &mut Teammate, patch: &TeammatePatch) -> Result<()> {
+    if let Some(role) = patch.role {
+        if role != t.role {
+            if role == Role::Owner && actor != Role::Owner {
+                return Err(Error::forbidden("only an owner may grant the owner role"));
+            }
+            guard_owner_change(actor, t)?;
+            t.role = role;
+        }
+    }
+    if let Some(status) = patch.status {
+        if status != t.status {
+            guard_owner_change(actor, t)?;
+            t.status = status;
+        }
+    }
+    if let Some(v) = patch.user_available {
+        t.user_available = v;
+    }
+    if let Some(v) = &patch.profile_status {
+        t.profile_status = v.clone();
+    }
+    if let Some(v) = patch.max_served_chat {
+        t.max_served_chat = v;
+    }
+    if let Some(v) = patch.number_assigned_requests {
+        if v < 0 {
+            return Err(Error::bad_request("number_assigned_requests must not be negative"));
+        }
+        t.number_assigned_requests = v;
+    }
+    if let Some(v) = &patch.attributes {
+        t.attributes = v.clone();
+    }
+    if let Some(v) = &patch.settings {
+        t.settings = v.clone();
+    }
+    Ok(())
+}
+
+impl Principal {
+    /// The user behind the caller, or 403 for an API key on a user-only route.
+    pub fn require_user(&self) -> Result<&User> {
+        self.user()
+            .ok_or_else(|| Error::forbidden("this route needs a user, not an API key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn teammate(role: Role) -> Teammate {
+        Teammate::new(domain::new_id(), domain::new_id(), role, None)
+    }
+
+    #[test]
+    fn only_owners_grant_or_revoke_ownership() {
+        let patch = TeammatePatch {
+            role: Some(Role::Owner),
+            ..Default::default()
+        };
+        let mut t = teammate(Role::Agent);
+        assert!(apply_patch(Role::Admin, &mut t, &patch).is_err());
+        assert_eq!(t.role, Role::Agent);
+        assert!(apply_patch(Role::Owner, &mut t, &patch).is_ok());
+        assert_eq!(t.role, Role::Owner);
+
+        let demote = TeammatePatch {
+            role: Some(Role::Agent),
+            ..Default::default()
+        };
+        assert!(apply_patch(Role::Admin, &mut t, &demote).is_err());
+        assert!(apply_patch(Role::Owner, &mut t, &demote).is_ok());
+    }
+
+    #[test]
+    fn patch_leaves_unnamed_fields_alone() {
+        let mut t = teammate(Role::Agent);
+        t.profile_status = "lunch".into();
+        let patch = TeammatePatch {
+            user_available: Some(false),
+            ..Default::default()
+        };
+        apply_patch(Role::Agent, &mut t, &patch).unwrap();
+        assert!(!t.user_available);
+        assert_eq!(t.profile_status, "lunch");
+    }
+}

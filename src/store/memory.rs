@@ -1,0 +1,347 @@
+//! The in-memory engine: one node, nothing persisted.
+//!
+//! All state sits behind one mutex. Every method takes the lock once, does its checks and writes,
+//! and releases it before returning, so each call is atomic exactly as the Redis engine's scripts
+//! are. The lock is never held across an `.await` (enforced by `clippy.toml`).
+
+use super::{FailedSignins, Store, StoreError, StoreResult};
+use crate::domain::{ApiKey, Id, PendingInvitation, Project, Teammate, User};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    users: HashMap<Id, User>,
+    user_by_email: HashMap<String, Id>,
+    projects: HashMap<Id, Project>,
+    /// project id -> teammate id -> teammate
+    teammates: HashMap<Id, HashMap<Id, Teammate>>,
+    /// (project id, user id) -> teammate id
+    teammate_by_user: HashMap<(Id, Id), Id>,
+    /// user id -> project ids where the user has a teammate
+    user_projects: HashMap<Id, Vec<Id>>,
+    /// email -> project id -> invitation
+    invitations: HashMap<String, HashMap<Id, PendingInvitation>>,
+    api_keys: HashMap<Id, ApiKey>,
+    api_key_by_hash: HashMap<String, Id>,
+    failed_signins: HashMap<String, (u64, Instant, Duration)>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied change (each method checks
+        // before it writes), so a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn stored_teammate(&self, t: &Teammate, expected_version: u64) -> StoreResult<&Teammate> {
+        let current = self
+            .teammates
+            .get(&t.project_id)
+            .and_then(|m| m.get(&t.id))
+            .ok_or(StoreError::NotFound)?;
+        if current.version != expected_version {
+            return Err(StoreError::Conflict);
+        }
+        Ok(current)
+    }
+
+    /// `LastOwner` if `current` is the project's only active owner and `next` would not be one.
+    fn check_last_owner(&self, current: &Teammate, next: Option<&Teammate>) -> StoreResult<()> {
+        let stays_owner = next.is_some_and(Teammate::is_active_owner);
+        if !current.is_active_owner() || stays_owner {
+            return Ok(());
+        }
+        let owners = self.teammates[&current.project_id]
+            .values()
+            .filter(|t| t.is_active_owner())
+            .count();
+        if owners <= 1 {
+            return Err(StoreError::LastOwner);
+        }
+        Ok(())
+    }
+
+    fn add_teammate(&mut self, teammate: &Teammate) {
+        self.teammates
+            .entry(teammate.project_id)
+            .or_default()
+            .insert(teammate.id, teammate.clone());
+        self.teammate_by_user
+            .insert((teammate.project_id, teammate.user_id), teammate.id);
+        let projects = self.user_projects.entry(teammate.user_id).or_default();
+        if !projects.contains(&teammate.project_id) {
+            projects.push(teammate.project_id);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let mut s = self.lock();
+        if s.user_by_email.contains_key(&user.email) || s.users.contains_key(&user.id) {
+            return Err(StoreError::Conflict);
+        }
+        s.user_by_email.insert(user.email.clone(), user.id);
+        s.users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    async fn get_user(&self, id: Id) -> StoreResult<Option<User>> {
+        Ok(self.lock().users.get(&id).cloned())
+    }
+
+    async fn get_users(&self, ids: &[Id]) -> StoreResult<Vec<Option<User>>> {
+        let s = self.lock();
+        Ok(ids.iter().map(|id| s.users.get(id).cloned()).collect())
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let s = self.lock();
+        Ok(s.user_by_email
+            .get(email)
+            .and_then(|id| s.users.get(id))
+            .cloned())
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        let mut s = self.lock();
+        let current = s.users.get_mut(&user.id).ok_or(StoreError::NotFound)?;
+        let email = current.email.clone();
+        *current = User {
+            email,
+            ..user.clone()
+        };
+        Ok(())
+    }
+
+    async fn create_project(&self, project: &Project, owner: &Teammate) -> StoreResult<()> {
+        let mut s = self.lock();
+        if s.projects.contains_key(&project.id) {
+            return Err(StoreError::Conflict);
+        }
+        s.projects.insert(project.id, project.clone());
+        s.add_teammate(owner);
+        Ok(())
+    }
+
+    async fn get_project(&self, id: Id) -> StoreResult<Option<Project>> {
+        Ok(self.lock().projects.get(&id).cloned())
+    }
+
+    async fn list_teammates(&self, project_id: Id) -> StoreResult<Vec<Teammate>> {
+        let s = self.lock();
+        let mut list: Vec<Teammate> = s
+            .teammates
+            .get(&project_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|t| (t.created_at, t.id));
+        Ok(list)
+    }
+
+    async fn get_teammate(&self, project_id: Id, teammate_id: Id) -> StoreResult<Option<Teammate>> {
+        let s = self.lock();
+        Ok(s.teammates
+            .get(&project_id)
+            .and_then(|m| m.get(&teammate_id))
+            .cloned())
+    }
+
+    async fn find_teammate_by_user(
+        &self,
+        project_id: Id,
+        user_id: Id,
+    ) -> StoreResult<Option<Teammate>> {
+        let s = self.lock();
+        Ok(s.teammate_by_user
+            .get(&(project_id, user_id))
+            .and_then(|id| s.teammates.get(&project_id)?.get(id))
+            .cloned())
+    }
+
+    async fn list_user_teammates(&self, user_id: Id) -> StoreResult<Vec<Teammate>> {
+        let s = self.lock();
+        let projects = s.user_projects.get(&user_id).cloned().unwrap_or_default();
+        Ok(projects
+            .iter()
+            .filter_map(|pid| {
+                let tid = s.teammate_by_user.get(&(*pid, user_id))?;
+                s.teammates.get(pid)?.get(tid).cloned()
+            })
+            .collect())
+    }
+
+    async fn insert_teammate(&self, teammate: &Teammate) -> StoreResult<()> {
+        let mut s = self.lock();
+        if !s.projects.contains_key(&teammate.project_id) {
+            return Err(StoreError::NotFound);
+        }
+        if s
+            .teammate_by_user
+            .contains_key(&(teammate.project_id, teammate.user_id))
+        {
+            return Err(StoreError::Conflict);
+        }
+        s.add_teammate(teammate);
+        Ok(())
+    }
+
+    async fn update_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
+        let mut s = self.lock();
+        let current = s.stored_teammate(teammate, expected_version)?;
+        s.check_last_owner(current, Some(teammate))?;
+        s.add_teammate(teammate);
+        Ok(())
+    }
+
+    async fn delete_teammate(
+        &self,
+        teammate: &Teammate,
+        expected_version: u64,
+    ) -> StoreResult<()> {
+        let mut s = self.lock();
+        let current = s.stored_teammate(teammate, expected_version)?;
+        s.check_last_owner(current, None)?;
+        if let Some(m) = s.teammates.get_mut(&teammate.project_id) {
+            m.remove(&teammate.id);
+        }
+        s.teammate_by_user
+            .remove(&(teammate.project_id, teammate.user_id));
+        if let Some(projects) = s.user_projects.get_mut(&teammate.user_id) {
+            projects.retain(|p| *p != teammate.project_id);
+        }
+        Ok(())
+    }
+
+    async fn put_invitation(&self, invitation: &PendingInvitation) -> StoreResult<()> {
+        self.lock()
+            .invitations
+            .entry(invitation.email.clone())
+            .or_default()
+            .insert(invitation.project_id, invitation.clone());
+        Ok(())
+    }
+
+    async fn list_invitations(&self, email: &str) -> StoreResult<Vec<PendingInvitation>> {
+        let s = self.lock();
+        let mut list: Vec<_> = s
+            .invitations
+            .get(email)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|i| i.created_at);
+        Ok(list)
+    }
+
+    async fn delete_invitation(&self, email: &str, project_id: Id) -> StoreResult<()> {
+        let mut s = self.lock();
+        if let Some(m) = s.invitations.get_mut(email) {
+            m.remove(&project_id);
+            if m.is_empty() {
+                s.invitations.remove(email);
+            }
+        }
+        Ok(())
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let mut s = self.lock();
+        if s.api_key_by_hash.contains_key(&key.secret_hash) {
+            return Err(StoreError::Conflict);
+        }
+        s.api_key_by_hash.insert(key.secret_hash.clone(), key.id);
+        s.api_keys.insert(key.id, key.clone());
+        Ok(())
+    }
+
+    async fn list_api_keys(&self, project_id: Id) -> StoreResult<Vec<ApiKey>> {
+        let s = self.lock();
+        let mut keys: Vec<_> = s
+            .api_keys
+            .values()
+            .filter(|k| k.project_id == project_id)
+            .cloned()
+            .collect();
+        keys.sort_by_key(|k| (k.created_at, k.id));
+        Ok(keys)
+    }
+
+    async fn delete_api_key(&self, project_id: Id, key_id: Id) -> StoreResult<Option<ApiKey>> {
+        let mut s = self.lock();
+        match s.api_keys.get(&key_id) {
+            Some(k) if k.project_id == project_id => {}
+            _ => return Ok(None),
+        }
+        let key = s.api_keys.remove(&key_id);
+        if let Some(k) = &key {
+            s.api_key_by_hash.remove(&k.secret_hash);
+        }
+        Ok(key)
+    }
+
+    async fn find_api_key(&self, secret_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let s = self.lock();
+        Ok(s.api_key_by_hash
+            .get(secret_hash)
+            .and_then(|id| s.api_keys.get(id))
+            .cloned())
+    }
+
+    async fn failed_signins(&self, email: &str) -> StoreResult<FailedSignins> {
+        let s = self.lock();
+        Ok(match s.failed_signins.get(email) {
+            Some((count, started, window)) if started.elapsed() < *window => FailedSignins {
+                count: *count,
+                resets_in: *window - started.elapsed(),
+            },
+            _ => FailedSignins {
+                count: 0,
+                resets_in: Duration::ZERO,
+            },
+        })
+    }
+
+    async fn record_failed_signin(
+        &self,
+        email: &str,
+        window: Duration,
+    ) -> StoreResult<FailedSignins> {
+        let mut s = self.lock();
+        let entry = s
+            .failed_signins
+            .entry(email.to_string())
+            .or_insert((0, Instant::now(), window));
+        if entry.1.elapsed() >= entry.2 {
+            *entry = (0, Instant::now(), window);
+        }
+        entry.0 += 1;
+        Ok(FailedSignins {
+            count: entry.0,
+            resets_in: entry.2.saturating_sub(entry.1.elapsed()),
+        })
+    }
+
+    async fn clear_failed_signins(&self, email: &str) -> StoreResult<()> {
+        self.lock().failed_signins.remove(email);
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! Persistence behind one trait, two engines.
+//!
+//! * [`MemoryStore`]: the default, one node, nothing persisted.
+//! * [`RedisStore`]: shared by any number of nodes; survives restarts.
+//!
+//! The same behavioural test suite (`tests/api_*.rs`) runs against both, so they cannot drift.
+//! Multi-key invariants (unique emails, one teammate per user and project, the last owner) are
+//! enforced *inside* the engine, atomically, not by read-then-write in the callers.
+
+mod memory;
+pub mod redis;
+
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+use crate::domain::{ApiKey, Id, PendingInvitation, Project, Teammate, User};
+use async_trait::async_trait;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The record does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule or an optimistic version check failed; the caller may re-read and retry.
+    #[error("conflict")]
+    Conflict,
+    /// The change would leave the project without an active owner.
+    #[error("the last owner of a project can be neither removed nor demoted")]
+    LastOwner,
+    /// The backing service is unreachable or timed out. Maps to 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else (corrupt data, a script error). Logged, answered as 500.
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Fixed-window counter of failed sign-ins for one email.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailedSignins {
+    pub count: u64,
+    /// Time until the window resets.
+    pub resets_in: Duration,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip used by `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // ---- users -------------------------------------------------------------------------------
+    /// Inserts a user; `Conflict` if the (lower-cased) email is taken.
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, id: Id) -> StoreResult<Option<User>>;
+    async fn get_users(&self, ids: &[Id]) -> StoreResult<Vec<Option<User>>>;
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// Replaces a user record (the email is not changeable through this call).
+    async fn update_user(&self, user: &User) -> StoreResult<()>;
+
+    // ---- projects ----------------------------------------------------------------------------
+    /// Creates a project together with its first (owner) teammate, atomically.
+    async fn create_project(&self, project: &Project, owner: &Teammate) -> StoreResult<()>;
+    async fn get_project(&self, id: Id) -> StoreResult<Option<Project>>;
+
+    // ---- teammates ---------------------------------------------------------------------------
+    async fn list_teammates(&self, project_id: Id) -> StoreResult<Vec<Teammate>>;
+    async fn get_teammate(&self, project_id: Id, teammate_id: Id) -> StoreResult<Option<Teammate>>;
+    async fn find_teammate_by_user(
+        &self,
+        project_id: Id,
+        user_id: Id,
+    ) -> StoreResult<Option<Teammate>>;
+    /// Every membership of a user, in any state.
+    async fn list_user_teammates(&self, user_id: Id) -> StoreResult<Vec<Teammate>>;
+    /// Inserts a teammate; `Conflict` if the user already has one in that project.
+    async fn insert_teammate(&self, teammate: &Teammate) -> StoreResult<()>;
+    /// Replaces a teammate if the stored version equals `expected_version` (else `Conflict`,
+    /// `NotFound` if it is gone). `LastOwner` if it would leave the project without an owner.
+    async fn update_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()>;
+    /// Removes a teammate for good, with the same version and last-owner checks.
+    async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64)
+        -> StoreResult<()>;
+
+    // ---- pending invitations -------------------------------------------------------------------
+    /// Inserts or replaces the invitation for (project, email).
+    async fn put_invitation(&self, invitation: &PendingInvitation) -> StoreResult<()>;
+    async fn list_invitations(&self, email: &str) -> StoreResult<Vec<PendingInvitation>>;
+    async fn delete_invitation(&self, email: &str, project_id: Id) -> StoreResult<()>;
+
+    // ---- API keys --------------------------------------------------------------------------------
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn list_api_keys(&self, project_id: Id) -> StoreResult<Vec<ApiKey>>;
+    /// Deletes and returns the key; `None` if it does not exist in that project.
+    async fn delete_api_key(&self, project_id: Id, key_id: Id) -> StoreResult<Option<ApiKey>>;
+    async fn find_api_key(&self, secret_hash: &str) -> StoreResult<Option<ApiKey>>;
+
+    // ---- sign-in limiting ------------------------------------------------------------------------
+    async fn failed_signins(&self, email: &str) -> StoreResult<FailedSignins>;
+    /// Counts one failure; the window starts at the first failure and lasts `window`.
+    async fn record_failed_signin(&self, email: &str, window: Duration)
+        -> StoreResult<FailedSignins>;
+    async fn clear_failed_signins(&self, email: &str) -> StoreResult<()>;
+}

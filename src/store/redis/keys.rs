@@ -1,0 +1,65 @@
+//! The Redis key layout. Every key starts with the configured prefix (`pg` by default), so several
+//! deployments or test runs can share one Redis without colliding.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{p}:user:{uid}` | string | user JSON (with the Argon2 hash) |
+//! | `{p}:email:{email}` | string | user id for a lower-cased email (uniqueness) |
+//! | `{p}:user:{uid}:projects` | set | project ids where the user has a teammate |
+//! | `{p}:project:{pid}` | string | project JSON |
+//! | `{p}:project:{pid}:teammates` | hash | teammate id → teammate JSON (with `version`) |
+//! | `{p}:project:{pid}:by_user` | hash | user id → teammate id (one teammate per user) |
+//! | `{p}:project:{pid}:owners` | set | ids of active owner teammates (last-owner rule) |
+//! | `{p}:project:{pid}:keys` | hash | API key id → SHA-256 of its secret |
+//! | `{p}:apikey:{sha256}` | string | API key JSON, looked up by the hash of the presented secret |
+//! | `{p}:invites:{email}` | hash | project id → pending invitation JSON |
+//! | `{p}:signin_failures:{email}` | string | failed sign-in counter, expires with its window |
+
+use crate::domain::Id;
+
+#[derive(Clone, Debug)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub fn user(&self, uid: Id) -> String {
+        format!("{}:user:{uid}", self.prefix)
+    }
+    pub fn email(&self, email: &str) -> String {
+        format!("{}:email:{email}", self.prefix)
+    }
+    pub fn user_projects(&self, uid: Id) -> String {
+        format!("{}:user:{uid}:projects", self.prefix)
+    }
+    pub fn project(&self, pid: Id) -> String {
+        format!("{}:project:{pid}", self.prefix)
+    }
+    pub fn teammates(&self, pid: Id) -> String {
+        format!("{}:project:{pid}:teammates", self.prefix)
+    }
+    pub fn teammate_by_user(&self, pid: Id) -> String {
+        format!("{}:project:{pid}:by_user", self.prefix)
+    }
+    pub fn owners(&self, pid: Id) -> String {
+        format!("{}:project:{pid}:owners", self.prefix)
+    }
+    pub fn project_keys(&self, pid: Id) -> String {
+        format!("{}:project:{pid}:keys", self.prefix)
+    }
+    pub fn api_key(&self, secret_hash: &str) -> String {
+        format!("{}:apikey:{secret_hash}", self.prefix)
+    }
+    pub fn invitations(&self, email: &str) -> String {
+        format!("{}:invites:{email}", self.prefix)
+    }
+    pub fn signin_failures(&self, email: &str) -> String {
+        format!("{}:signin_failures:{email}", self.prefix)
+    }
+}
