@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tiledesk::router())
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(CatchPanicLayer::custom(|_| {
             crate::error::Error::Internal("a request handler panicked".into()).into_response()
@@ -57,6 +58,11 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> crate::error::Error {
     crate::error::Error::NotFound("route not found".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({ "success": false, "msg": "method not allowed on this route" });
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
 
 /// Per-route request counts and latency histograms, labelled with the route *pattern* so that

@@ -1,0 +1,411 @@
+//! Shared test harness: `spawn_app` starts the real gateway on port 0 against either engine,
+//! `RedisServer` runs a private `redis-server` process, and `TestApp` speaks HTTP to the app.
+
+#![allow(dead_code)]
+
+use presence_gateway::{App, Config};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const JWT_SECRET: &str = "test-secret-for-the-suite";
+pub const PASSWORD: &str = "correct-horse-battery";
+pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// Which storage engine a test runs against.
+#[derive(Clone, Debug)]
+pub enum Engine {
+    Memory,
+    /// The shared Redis at 127.0.0.1:6379, under a unique key prefix.
+    Redis,
+    /// A given Redis URL and prefix (private servers, restarts).
+    RedisAt { url: String, prefix: String },
+}
+
+/// Generates one `#[tokio::test]` per engine for each named `async fn(Engine)`.
+#[macro_export]
+macro_rules! engine_tests {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Engine::Memory).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Engine::Redis).await
+                }
+            )*
+        }
+    };
+}
+
+pub fn unique_prefix() -> String {
+    format!("pgtest-{}", uuid::Uuid::new_v4().simple())
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    /// The Redis prefix this app uses, if any, so a second app can share it.
+    pub redis: Option<(String, String)>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    cleanup_prefix: bool,
+}
+
+/// A response: status, headers and the body parsed as JSON (`Value::Null` if it is not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Resp {
+    /// Panics with the body if the status is not `expected`.
+    #[track_caller]
+    pub fn expect(self, expected: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self.body
+    }
+
+    /// Asserts an error status with the Tiledesk error shape.
+    #[track_caller]
+    pub fn expect_error(self, expected: u16) -> Value {
+        let body = self.expect(expected);
+        assert_eq!(body["success"], json!(false), "error shape: {body}");
+        assert!(body["msg"].is_string(), "error shape: {body}");
+        body
+    }
+}
+
+pub async fn spawn_app(engine: Engine) -> TestApp {
+    spawn_app_with(engine, &[]).await
+}
+
+/// Starts the gateway on 127.0.0.1:0 with the test JWT secret, the engine, and `overrides`
+/// (setting key → value, as flags would give them).
+pub async fn spawn_app_with(engine: Engine, overrides: &[(&str, &str)]) -> TestApp {
+    let (redis, cleanup_prefix) = match engine {
+        Engine::Memory => (None, false),
+        Engine::Redis => (Some((SHARED_REDIS.to_string(), unique_prefix())), true),
+        Engine::RedisAt { url, prefix } => (Some((url, prefix)), false),
+    };
+    let mut settings: Vec<(&str, String)> = vec![
+        ("listen", "127.0.0.1:0".into()),
+        ("jwt_secret", JWT_SECRET.into()),
+        ("log_level", "warn".into()),
+    ];
+    if let Some((url, prefix)) = &redis {
+        settings.push(("redis_url", url.clone()));
+        settings.push(("redis_prefix", prefix.clone()));
+    }
+    settings.extend(overrides.iter().map(|(k, v)| (*k, v.to_string())));
+    let config = Config::with_overrides(settings).expect("test config is valid");
+    if std::env::var_os("TEST_LOG").is_some() {
+        presence_gateway::telemetry::init_logging(&config);
+    }
+    let app = App::build(config).await.expect("app builds");
+    let port = app.port();
+    let (tx, rx) = oneshot::channel();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap(),
+        redis,
+        shutdown: Some(tx),
+        server: Some(server),
+        cleanup_prefix,
+    }
+}
+
+/// A signed-up user with a token.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    /// `JWT <jwt>`, usable as the `Authorization` header as is.
+    pub token: String,
+}
+
+impl TestApp {
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{}", self.address, path));
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    /// Sends raw bytes as the body (for malformed input).
+    pub async fn raw(&self, method: Method, path: &str, auth: Option<&str>, body: Vec<u8>) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path))
+            .header("Content-Type", "application/json")
+            .body(body);
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    async fn read(response: reqwest::Response) -> Resp {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, auth: &str) -> Resp {
+        self.request(Method::GET, path, Some(auth), None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &str, body: Value) -> Resp {
+        self.request(Method::POST, path, Some(auth), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, auth: &str, body: Value) -> Resp {
+        self.request(Method::PUT, path, Some(auth), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, auth: &str) -> Resp {
+        self.request(Method::DELETE, path, Some(auth), None).await
+    }
+
+    pub async fn signup(&self, email: &str, firstname: &str) -> Resp {
+        self.request(
+            Method::POST,
+            "/v3/auth/signup",
+            None,
+            Some(json!({"email": email, "password": PASSWORD, "firstname": firstname, "lastname": "Test"})),
+        )
+        .await
+    }
+
+    pub async fn signin(&self, email: &str, password: &str) -> Resp {
+        self.request(
+            Method::POST,
+            "/v3/auth/signin",
+            None,
+            Some(json!({"email": email, "password": password})),
+        )
+        .await
+    }
+
+    /// Signs up and signs in a fresh user named `name`.
+    pub async fn new_user(&self, name: &str) -> TestUser {
+        let email = format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple());
+        let user = self.signup(&email, name).await.expect(200)["user"].clone();
+        let token = self.signin(&email, PASSWORD).await.expect(200)["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        TestUser {
+            id: user["_id"].as_str().unwrap().to_string(),
+            email,
+            token,
+        }
+    }
+
+    /// Creates a project owned by `owner`; returns its id.
+    pub async fn new_project(&self, owner: &TestUser) -> String {
+        let project = self
+            .post("/v3/projects", &owner.token, json!({"name": "Support"}))
+            .await
+            .expect(200);
+        project["_id"].as_str().unwrap().to_string()
+    }
+
+    /// Invites `user` into `pid` with `role`; returns the teammate JSON.
+    pub async fn add_member(&self, admin: &TestUser, pid: &str, user: &TestUser, role: &str) -> Value {
+        self.post(
+            &format!("/v3/{pid}/project_users/invite"),
+            &admin.token,
+            json!({"email": user.email, "role": role}),
+        )
+        .await
+        .expect(200)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+        if self.cleanup_prefix {
+            if let Some((url, prefix)) = &self.redis {
+                delete_prefix(url, prefix);
+            }
+        }
+    }
+}
+
+/// Deletes every key under `prefix` (keeps the shared Redis tidy between runs).
+pub fn delete_prefix(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut con)
+        .unwrap_or_default();
+    for chunk in keys.chunks(500) {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut con);
+    }
+}
+
+/// A private `redis-server` on a free port, killed on drop. Tests that kill or restart Redis
+/// use one of these, never the shared instance.
+pub struct RedisServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    persistent: bool,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server; with `persistent`, it keeps an append-only file across restarts.
+    pub fn start(persistent: bool) -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("pg-redis-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = RedisServer {
+            port,
+            dir,
+            persistent,
+            child: None,
+        };
+        server.launch();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--dir"])
+            .arg(&self.dir)
+            .args(["--appendonly", if self.persistent { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is on PATH");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+                    if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private redis-server did not start on port {}", self.port);
+    }
+
+    /// SIGKILLs the server.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (and data directory).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
