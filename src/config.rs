@@ -17,21 +17,57 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// Every setting: its file key and a one-line description (also the `--help` text).
 pub const SETTINGS: &[(&str, &str)] = &[
     ("listen", "HTTP + WebSocket listen address"),
-    ("redis_url", "Redis URL; empty = in-memory engine (one node, nothing persisted)"),
+    (
+        "redis_url",
+        "Redis URL; empty = in-memory engine (one node, nothing persisted)",
+    ),
     ("redis_prefix", "prefix of every Redis key"),
-    ("redis_timeout_ms", "fail-fast timeout of one Redis call, in ms"),
-    ("jwt_secret", "HS256 secret shared by all nodes; empty = random per process"),
-    ("jwt_ttl_secs", "lifetime of tokens issued at sign-in, in seconds"),
+    (
+        "redis_timeout_ms",
+        "fail-fast timeout of one Redis call, in ms",
+    ),
+    (
+        "jwt_secret",
+        "HS256 secret shared by all nodes; empty = random per process",
+    ),
+    (
+        "jwt_ttl_secs",
+        "lifetime of tokens issued at sign-in, in seconds",
+    ),
     ("node_id", "this node's id in the cluster; empty = random"),
-    ("offline_grace_ms", "delay before the last disconnect turns a teammate offline, in ms"),
-    ("node_ttl_ms", "node lease: a node silent this long is dead, in ms"),
-    ("heartbeat_ms", "WebSocket ping interval; a socket silent for 2 intervals is closed, in ms"),
-    ("webhook_retry_ms", "comma-separated delays between webhook delivery attempts, in ms"),
-    ("webhook_timeout_ms", "one webhook delivery attempt's timeout, in ms"),
-    ("webhook_allow_private", "allow webhook targets on loopback/private addresses"),
-    ("max_connections_per_user", "live agent sockets one user may hold on one node"),
+    (
+        "offline_grace_ms",
+        "delay before the last disconnect turns a teammate offline, in ms",
+    ),
+    (
+        "node_ttl_ms",
+        "node lease: a node silent this long is dead, in ms",
+    ),
+    (
+        "heartbeat_ms",
+        "WebSocket ping interval; a socket silent for 2 intervals is closed, in ms",
+    ),
+    (
+        "webhook_retry_ms",
+        "comma-separated delays between webhook delivery attempts, in ms",
+    ),
+    (
+        "webhook_timeout_ms",
+        "one webhook delivery attempt's timeout, in ms",
+    ),
+    (
+        "webhook_allow_private",
+        "allow webhook targets on loopback/private addresses",
+    ),
+    (
+        "max_connections_per_user",
+        "live agent sockets one user may hold on one node",
+    ),
     ("log_format", "`pretty` for humans or `json` for machines"),
-    ("log_level", "tracing filter, e.g. `info` or `presence_gateway=debug,info`"),
+    (
+        "log_level",
+        "tracing filter, e.g. `info` or `presence_gateway=debug,info`",
+    ),
 ];
 
 /// The environment variable of a setting: `PRESENCE_` + upper-cased key.
@@ -136,10 +172,18 @@ impl Config {
         }
         for (key, _) in SETTINGS {
             if let Some(v) = layers.env.get(&env_name(key)) {
-                values.set(key, toml::Value::String(v.clone()), Source::Env(env_name(key)));
+                values.set(
+                    key,
+                    toml::Value::String(v.clone()),
+                    Source::Env(env_name(key)),
+                );
             }
             if let Some(v) = layers.flags.get(*key) {
-                values.set(key, toml::Value::String(v.clone()), Source::Flag(flag_name(key)));
+                values.set(
+                    key,
+                    toml::Value::String(v.clone()),
+                    Source::Flag(flag_name(key)),
+                );
             }
         }
         values.build()
@@ -279,11 +323,17 @@ impl Values {
             .parse()
             .ok()
             .filter(|s| *s >= 60)
-            .ok_or_else(|| self.invalid("jwt_ttl_secs", "a whole number of seconds, at least 60"))?;
+            .ok_or_else(|| {
+                self.invalid("jwt_ttl_secs", "a whole number of seconds, at least 60")
+            })?;
         let node_id = self
             .optional("node_id")?
             .unwrap_or_else(|| crate::domain::new_id().simple().to_string()[..12].to_string());
-        if node_id.len() > 64 || !node_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if node_id.len() > 64
+            || !node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
             return Err(self.invalid("node_id", "up to 64 letters, digits, `-`, `_` or `.`"));
         }
         let retry_schedule = self
@@ -292,14 +342,19 @@ impl Values {
             .map(|part| part.trim().parse::<u64>().map(Duration::from_millis))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| {
-                self.invalid("webhook_retry_ms", "comma-separated whole numbers of milliseconds")
+                self.invalid(
+                    "webhook_retry_ms",
+                    "comma-separated whole numbers of milliseconds",
+                )
             })?;
         let max_connections_per_user = self
             .string("max_connections_per_user")?
             .parse()
             .ok()
             .filter(|n| *n >= 1)
-            .ok_or_else(|| self.invalid("max_connections_per_user", "a whole number, at least 1"))?;
+            .ok_or_else(|| {
+                self.invalid("max_connections_per_user", "a whole number, at least 1")
+            })?;
         let log_format = match self.string("log_format")?.as_str() {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
@@ -373,9 +428,17 @@ mod tests {
         layers.flags.insert("offline_grace_ms".into(), "100".into());
         let c = Config::load(&layers).unwrap();
         assert_eq!(c.listen.port(), 9000, "env beats file");
-        assert_eq!(c.node_ttl, Duration::from_millis(1500), "file beats defaults");
+        assert_eq!(
+            c.node_ttl,
+            Duration::from_millis(1500),
+            "file beats defaults"
+        );
         assert_eq!(c.heartbeat, Duration::from_millis(500));
-        assert_eq!(c.offline_grace, Duration::from_millis(100), "flag beats env");
+        assert_eq!(
+            c.offline_grace,
+            Duration::from_millis(100),
+            "flag beats env"
+        );
     }
 
     #[test]
@@ -433,7 +496,10 @@ mod tests {
     fn every_setting_has_a_default() {
         let table: toml::Table = DEFAULT_TOML.parse().unwrap();
         for (key, _) in SETTINGS {
-            assert!(table.contains_key(*key), "config/default.toml lacks `{key}`");
+            assert!(
+                table.contains_key(*key),
+                "config/default.toml lacks `{key}`"
+            );
         }
     }
 }

@@ -22,7 +22,9 @@ async fn signup_normalizes_email_and_never_shows_password(engine: Engine) {
     assert!(user["_id"].as_str().unwrap().parse::<uuid::Uuid>().is_ok());
 
     // The same email in another case is taken.
-    app.signup(&email.to_uppercase(), "Ann").await.expect_error(422);
+    app.signup(&email.to_uppercase(), "Ann")
+        .await
+        .expect_error(422);
 
     // Sign-in matches the email case-insensitively and returns a `JWT ` token.
     let resp = app.signin(&email.to_uppercase(), PASSWORD).await;
@@ -51,11 +53,18 @@ async fn signup_rejects_invalid_bodies(engine: Engine) {
         assert_eq!(resp.status, 422, "{body} -> {}", resp.text);
         resp.expect_error(422);
     }
-    app.raw(Method::POST, "/v3/auth/signup", None, b"{\"email\":".to_vec())
-        .await
-        .expect_error(400);
+    app.raw(
+        Method::POST,
+        "/v3/auth/signup",
+        None,
+        b"{\"email\":".to_vec(),
+    )
+    .await
+    .expect_error(400);
     // Nothing was created by the failures.
-    app.signin("a@example.com", PASSWORD).await.expect_error(401);
+    app.signin("a@example.com", PASSWORD)
+        .await
+        .expect_error(401);
 }
 
 async fn signin_failures(engine: Engine) {
@@ -64,17 +73,25 @@ async fn signin_failures(engine: Engine) {
     let resp = app.signin(&user.email, "wrong-password").await;
     assert!(resp.headers.contains_key("www-authenticate"));
     resp.expect_error(401);
-    app.signin("nobody@example.com", PASSWORD).await.expect_error(401);
-    app.request(Method::POST, "/v3/auth/signin", None, Some(json!({"email": user.email})))
+    app.signin("nobody@example.com", PASSWORD)
         .await
-        .expect_error(422);
+        .expect_error(401);
+    app.request(
+        Method::POST,
+        "/v3/auth/signin",
+        None,
+        Some(json!({"email": user.email})),
+    )
+    .await
+    .expect_error(422);
 }
 
 async fn every_credential_scheme_reaches_the_current_user(engine: Engine) {
     let app = spawn_app(engine).await;
     let user = app.new_user("carol").await;
     let jwt = user.token.strip_prefix("JWT ").unwrap();
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{PASSWORD}", user.email));
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{PASSWORD}", user.email));
     for auth in [
         user.token.clone(),
         format!("Bearer {jwt}"),
@@ -95,11 +112,18 @@ async fn bad_credentials_are_401_with_challenge(engine: Engine) {
     resp.expect_error(401);
 
     // A token signed with another secret.
-    let other = spawn_app_with(Engine::Memory, &[("jwt_secret", "a-completely-different-secret")]).await;
+    let other = spawn_app_with(
+        Engine::Memory,
+        &[("jwt_secret", "a-completely-different-secret")],
+    )
+    .await;
     let stranger = other.new_user("eve").await;
-    app.get("/v3/users", &stranger.token).await.expect_error(401);
+    app.get("/v3/users", &stranger.token)
+        .await
+        .expect_error(401);
 
-    let wrong_basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", user.email));
+    let wrong_basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:nope", user.email));
     for auth in [
         "JWT not.a.jwt".to_string(),
         "JWT ".to_string(),
@@ -126,7 +150,11 @@ async fn current_user_update(engine: Engine) {
     assert_eq!(updated["firstname"], json!("Faye"));
     assert_eq!(updated["lastname"], json!("Doe"));
     assert_eq!(updated["attributes"], json!({"tz": "UTC"}));
-    assert_eq!(updated["email"], json!(user.email), "email is not changeable here");
+    assert_eq!(
+        updated["email"],
+        json!(user.email),
+        "email is not changeable here"
+    );
     let me = app.get("/v3/users/", &user.token).await.expect(200);
     assert_eq!(me["firstname"], json!("Faye"));
     app.put("/v3/users", &user.token, json!({"firstname": 7}))
@@ -142,14 +170,22 @@ async fn signin_is_rate_limited_per_email(engine: Engine) {
         assert_eq!(resp.status, 401, "attempt {attempt}");
     }
     let resp = app.signin(&user.email, "wrong-password").await;
-    let retry_after: u64 = resp.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry_after: u64 = resp.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=900).contains(&retry_after), "{retry_after}");
     resp.expect_error(429);
     // Other emails are unaffected, and a correct password still signs in.
-    app.signin("someone-else@example.com", "x").await.expect_error(401);
+    app.signin("someone-else@example.com", "x")
+        .await
+        .expect_error(401);
     app.signin(&user.email, PASSWORD).await.expect(200);
     // The success reset the counter.
-    app.signin(&user.email, "wrong-password").await.expect_error(401);
+    app.signin(&user.email, "wrong-password")
+        .await
+        .expect_error(401);
 }
 
 engine_tests!(

@@ -22,11 +22,19 @@ async fn a_restarted_gateway_loses_nothing() {
     let agent_tm = first.add_member(&owner, &pid, &agent, "agent").await;
     let puid = agent_tm["_id"].as_str().unwrap().to_string();
     first
-        .put(&format!("/v3/{pid}/project_users/{puid}"), &owner.token, json!({"profileStatus": "lunch", "max_served_chat": 4}))
+        .put(
+            &format!("/v3/{pid}/project_users/{puid}"),
+            &owner.token,
+            json!({"profileStatus": "lunch", "max_served_chat": 4}),
+        )
         .await
         .expect(200);
     let key = first
-        .post(&format!("/v3/{pid}/keys"), &owner.token, json!({"name": "bot"}))
+        .post(
+            &format!("/v3/{pid}/keys"),
+            &owner.token,
+            json!({"name": "bot"}),
+        )
         .await
         .expect(200)["key"]
         .as_str()
@@ -34,25 +42,50 @@ async fn a_restarted_gateway_loses_nothing() {
         .to_string();
     let pending_email = format!("pending-{}@example.com", uuid::Uuid::new_v4().simple());
     first
-        .post(&format!("/v3/{pid}/project_users/invite"), &owner.token, json!({"email": pending_email, "role": "supervisor"}))
+        .post(
+            &format!("/v3/{pid}/project_users/invite"),
+            &owner.token,
+            json!({"email": pending_email, "role": "supervisor"}),
+        )
         .await
         .expect(200);
-    let team_before = first.get(&format!("/v3/{pid}/project_users"), &owner.token).await.expect(200);
+    let team_before = first
+        .get(&format!("/v3/{pid}/project_users"), &owner.token)
+        .await
+        .expect(200);
     first.stop().await;
 
     let second = spawn_app(engine).await;
     // Users (passwords), tokens (same secret), projects, teammates, keys all survive.
     second.signin(&owner.email, PASSWORD).await.expect(200);
-    let team_after = second.get(&format!("/v3/{pid}/project_users"), &owner.token).await.expect(200);
+    let team_after = second
+        .get(&format!("/v3/{pid}/project_users"), &owner.token)
+        .await
+        .expect(200);
     assert_eq!(team_after, team_before);
-    let tm = second.get(&format!("/v3/{pid}/project_users/{puid}"), &key).await.expect(200);
+    let tm = second
+        .get(&format!("/v3/{pid}/project_users/{puid}"), &key)
+        .await
+        .expect(200);
     assert_eq!(tm["profileStatus"], json!("lunch"));
     assert_eq!(tm["max_served_chat"], json!(4));
-    assert_eq!(second.get(&format!("/v3/{pid}/keys"), &owner.token).await.expect(200).as_array().unwrap().len(), 1);
+    assert_eq!(
+        second
+            .get(&format!("/v3/{pid}/keys"), &owner.token)
+            .await
+            .expect(200)
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     // The pending invitation survives and converts at sign-up.
     let late = second.signup(&pending_email, "Late").await.expect(200)["user"]["_id"].clone();
     let late_tm = second
-        .get(&format!("/v3/{pid}/project_users/users/{}", late.as_str().unwrap()), &owner.token)
+        .get(
+            &format!("/v3/{pid}/project_users/users/{}", late.as_str().unwrap()),
+            &owner.token,
+        )
         .await
         .expect(200);
     assert_eq!(late_tm[0]["role"], json!("supervisor"));
@@ -72,19 +105,37 @@ async fn the_gateway_rides_out_a_redis_outage() {
     .await;
     let owner = app.new_user("owner").await;
     let pid = app.new_project(&owner).await;
-    app.request(Method::GET, "/readyz", None, None).await.expect(200);
+    app.request(Method::GET, "/readyz", None, None)
+        .await
+        .expect(200);
 
     redis.kill();
     let started = Instant::now();
-    let resp = app.get(&format!("/v3/{pid}/project_users"), &owner.token).await;
+    let resp = app
+        .get(&format!("/v3/{pid}/project_users"), &owner.token)
+        .await;
     assert_eq!(resp.status, 503, "{}", resp.text);
     assert!(resp.headers.contains_key("retry-after"));
     assert_eq!(resp.body["success"], json!(false));
-    assert!(!resp.text.contains("127.0.0.1"), "internal details stay internal: {}", resp.text);
-    assert!(started.elapsed() < Duration::from_secs(3), "fails fast: {:?}", started.elapsed());
-    app.request(Method::GET, "/readyz", None, None).await.expect(503);
-    app.request(Method::GET, "/healthz", None, None).await.expect(200);
-    app.signup("during@example.com", "During").await.expect_error(503);
+    assert!(
+        !resp.text.contains("127.0.0.1"),
+        "internal details stay internal: {}",
+        resp.text
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "fails fast: {:?}",
+        started.elapsed()
+    );
+    app.request(Method::GET, "/readyz", None, None)
+        .await
+        .expect(503);
+    app.request(Method::GET, "/healthz", None, None)
+        .await
+        .expect(200);
+    app.signup("during@example.com", "During")
+        .await
+        .expect_error(503);
 
     redis.restart();
     let ready = eventually(Duration::from_secs(10), || async {
@@ -92,8 +143,15 @@ async fn the_gateway_rides_out_a_redis_outage() {
     })
     .await;
     assert!(ready, "/readyz recovers");
-    let team = app.get(&format!("/v3/{pid}/project_users"), &owner.token).await.expect(200);
-    assert_eq!(team.as_array().unwrap().len(), 1, "data written before the outage is intact");
+    let team = app
+        .get(&format!("/v3/{pid}/project_users"), &owner.token)
+        .await
+        .expect(200);
+    assert_eq!(
+        team.as_array().unwrap().len(),
+        1,
+        "data written before the outage is intact"
+    );
     app.signup("after@example.com", "After").await.expect(200);
 }
 
@@ -107,8 +165,12 @@ async fn the_gateway_starts_without_redis() {
         prefix: unique_prefix(),
     })
     .await;
-    app.request(Method::GET, "/healthz", None, None).await.expect(200);
-    app.request(Method::GET, "/readyz", None, None).await.expect(503);
+    app.request(Method::GET, "/healthz", None, None)
+        .await
+        .expect(200);
+    app.request(Method::GET, "/readyz", None, None)
+        .await
+        .expect(503);
     redis.restart();
     let ready = eventually(Duration::from_secs(10), || async {
         app.request(Method::GET, "/readyz", None, None).await.status == 200

@@ -88,8 +88,7 @@ impl JwtKeys {
 
     pub fn sign(&self, claims: &Claims) -> String {
         let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-        let payload =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
         let signing_input = format!("{header}.{payload}");
         let mut mac = self.mac();
         mac.update(signing_input.as_bytes());
@@ -100,12 +99,11 @@ impl JwtKeys {
     /// Verifies the signature, `exp` and `nbf` (with 30 s of leeway for clock skew) and that the
     /// token names a user.
     pub fn verify(&self, token: &str, now_unix: i64) -> Result<Claims, JwtError> {
-        let mut parts = token.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(JwtError::Malformed)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(JwtError::Malformed)?;
+        if payload.contains('.') {
             return Err(JwtError::Malformed);
-        };
+        }
         let header: Header = URL_SAFE_NO_PAD
             .decode(header)
             .ok()
@@ -118,7 +116,7 @@ impl JwtKeys {
             .decode(signature)
             .map_err(|_| JwtError::Malformed)?;
         let mut mac = self.mac();
-        mac.update(token[..token.len() - token.rsplit('.').next().map_or(0, str::len) - 1].as_bytes());
+        mac.update(signing_input.as_bytes());
         mac.verify_slice(&signature)
             .map_err(|_| JwtError::Signature)?;
         let claims: Claims = URL_SAFE_NO_PAD

@@ -130,7 +130,12 @@ mod tests {
     use super::*;
 
     fn teammate() -> Teammate {
-        Teammate::new(super::super::new_id(), super::super::new_id(), Role::Agent, None)
+        Teammate::new(
+            super::super::new_id(),
+            super::super::new_id(),
+            Role::Agent,
+            None,
+        )
     }
 
     #[test]

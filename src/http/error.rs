@@ -35,7 +35,10 @@ impl IntoResponse for Error {
         }
         let status = self.status();
         let mut body = json!({ "success": false, "msg": self.to_string() });
-        if let Error::Forbidden { code: Some(code), .. } = &self {
+        if let Error::Forbidden {
+            code: Some(code), ..
+        } = &self
+        {
             body["code"] = json!(code);
         }
         let mut response = (status, Json(body)).into_response();

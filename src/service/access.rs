@@ -60,7 +60,9 @@ impl Access {
                     .find_teammate_by_user(project_id, user.id)
                     .await?
                     .filter(Teammate::is_active)
-                    .ok_or_else(|| Error::forbidden("you are not an active member of this project"))?;
+                    .ok_or_else(|| {
+                        Error::forbidden("you are not an active member of this project")
+                    })?;
                 (teammate.role, Some(teammate))
             }
         };

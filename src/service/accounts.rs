@@ -105,7 +105,9 @@ impl Accounts {
                 Ok(()) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => {}
                 Err(e) => return Err(e.into()),
             }
-            self.store.delete_invitation(&user.email, project_id).await?;
+            self.store
+                .delete_invitation(&user.email, project_id)
+                .await?;
         }
         Ok(())
     }
@@ -119,9 +121,10 @@ impl Accounts {
     pub async fn check_password(&self, email: &str, password: &str) -> Result<User> {
         let email = domain::normalize_email(email);
         let user = self.store.find_user_by_email(&email).await?;
-        let hash = user
-            .as_ref()
-            .map_or_else(|| password::decoy_hash().to_string(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map_or_else(
+            || password::decoy_hash().to_string(),
+            |u| u.password_hash.clone(),
+        );
         let matches = password::verify(password.to_string(), hash).await;
         match user {
             Some(user) if matches => {
@@ -195,7 +198,9 @@ impl Accounts {
             "basic" => {
                 let (email, password) = decode_basic(value)
                     .ok_or(Error::Unauthorized("malformed Basic credentials"))?;
-                Ok(Principal::User(self.check_password(&email, &password).await?))
+                Ok(Principal::User(
+                    self.check_password(&email, &password).await?,
+                ))
             }
             "jwt" | "bearer" | "" => self.token(value).await,
             _ => Err(Error::Unauthorized("unsupported authorization scheme")),

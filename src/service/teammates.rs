@@ -41,7 +41,7 @@ pub struct InviteRequest {
 #[derive(Debug)]
 pub enum InviteOutcome {
     /// The email has an account: it is now an active teammate (new or reactivated).
-    Teammate(Teammate, User),
+    Teammate(Box<Teammate>),
     /// No account yet: the invitation waits for a sign-up with that email.
     Pending(PendingInvitation),
 }
@@ -125,14 +125,18 @@ impl Teams {
             return Ok(InviteOutcome::Pending(invitation));
         };
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            match self.store.find_teammate_by_user(project_id, user.id).await? {
+            match self
+                .store
+                .find_teammate_by_user(project_id, user.id)
+                .await?
+            {
                 None => {
                     let mut teammate = Teammate::new(project_id, user.id, request.role, invited_by);
                     if let Some(available) = request.user_available {
                         teammate.user_available = available;
                     }
                     match self.store.insert_teammate(&teammate).await {
-                        Ok(()) => return Ok(InviteOutcome::Teammate(teammate, user)),
+                        Ok(()) => return Ok(InviteOutcome::Teammate(Box::new(teammate))),
                         Err(StoreError::Conflict) => continue,
                         Err(e) => return Err(e.into()),
                     }
@@ -167,11 +171,13 @@ impl Teams {
                             Ok(())
                         })
                         .await?;
-                    return Ok(InviteOutcome::Teammate(teammate, user));
+                    return Ok(InviteOutcome::Teammate(Box::new(teammate)));
                 }
             }
         }
-        Err(Error::Conflict("the teammate changed concurrently; try again".into()))
+        Err(Error::Conflict(
+            "the teammate changed concurrently; try again".into(),
+        ))
     }
 
     /// Updates the caller's own teammate. `role` needs admin or above.
@@ -189,7 +195,9 @@ impl Teams {
             ..patch
         };
         let (_, after) = self
-            .mutate(own.project_id, own.id, |t| apply_patch(access.role, t, &patch))
+            .mutate(own.project_id, own.id, |t| {
+                apply_patch(access.role, t, &patch)
+            })
             .await?;
         Ok(after)
     }
@@ -246,7 +254,9 @@ impl Teams {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict("the teammate changed concurrently; try again".into()))
+        Err(Error::Conflict(
+            "the teammate changed concurrently; try again".into(),
+        ))
     }
 
     /// Restores a trashed teammate (admin+); 400 if it is not trashed.
@@ -298,7 +308,9 @@ impl Teams {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(Error::Conflict("the teammate changed concurrently; try again".into()))
+        Err(Error::Conflict(
+            "the teammate changed concurrently; try again".into(),
+        ))
     }
 }
 
@@ -337,7 +349,9 @@ fn apply_patch(actor: Role, t: &mut Teammate, patch: &TeammatePatch) -> Result<(
     }
     if let Some(v) = patch.number_assigned_requests {
         if v < 0 {
-            return Err(Error::bad_request("number_assigned_requests must not be negative"));
+            return Err(Error::bad_request(
+                "number_assigned_requests must not be negative",
+            ));
         }
         t.number_assigned_requests = v;
     }

@@ -195,8 +195,7 @@ impl Store for MemoryStore {
         if !s.projects.contains_key(&teammate.project_id) {
             return Err(StoreError::NotFound);
         }
-        if s
-            .teammate_by_user
+        if s.teammate_by_user
             .contains_key(&(teammate.project_id, teammate.user_id))
         {
             return Err(StoreError::Conflict);
@@ -213,11 +212,7 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn delete_teammate(
-        &self,
-        teammate: &Teammate,
-        expected_version: u64,
-    ) -> StoreResult<()> {
+    async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
         let mut s = self.lock();
         let current = s.stored_teammate(teammate, expected_version)?;
         s.check_last_owner(current, None)?;
@@ -326,10 +321,10 @@ impl Store for MemoryStore {
         window: Duration,
     ) -> StoreResult<FailedSignins> {
         let mut s = self.lock();
-        let entry = s
-            .failed_signins
-            .entry(email.to_string())
-            .or_insert((0, Instant::now(), window));
+        let entry =
+            s.failed_signins
+                .entry(email.to_string())
+                .or_insert((0, Instant::now(), window));
         if entry.1.elapsed() >= entry.2 {
             *entry = (0, Instant::now(), window);
         }

@@ -81,8 +81,7 @@ pub trait Store: Send + Sync + 'static {
     /// `NotFound` if it is gone). `LastOwner` if it would leave the project without an owner.
     async fn update_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()>;
     /// Removes a teammate for good, with the same version and last-owner checks.
-    async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64)
-        -> StoreResult<()>;
+    async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()>;
 
     // ---- pending invitations -------------------------------------------------------------------
     /// Inserts or replaces the invitation for (project, email).
@@ -100,7 +99,10 @@ pub trait Store: Send + Sync + 'static {
     // ---- sign-in limiting ------------------------------------------------------------------------
     async fn failed_signins(&self, email: &str) -> StoreResult<FailedSignins>;
     /// Counts one failure; the window starts at the first failure and lasts `window`.
-    async fn record_failed_signin(&self, email: &str, window: Duration)
-        -> StoreResult<FailedSignins>;
+    async fn record_failed_signin(
+        &self,
+        email: &str,
+        window: Duration,
+    ) -> StoreResult<FailedSignins>;
     async fn clear_failed_signins(&self, email: &str) -> StoreResult<()>;
 }

@@ -23,7 +23,10 @@ pub enum Engine {
     /// The shared Redis at 127.0.0.1:6379, under a unique key prefix.
     Redis,
     /// A given Redis URL and prefix (private servers, restarts).
-    RedisAt { url: String, prefix: String },
+    RedisAt {
+        url: String,
+        prefix: String,
+    },
 }
 
 /// Generates one `#[tokio::test]` per engine for each named `async fn(Engine)`.
@@ -169,7 +172,9 @@ impl TestApp {
         auth: Option<&str>,
         body: Option<Value>,
     ) -> Resp {
-        let mut req = self.client.request(method, format!("{}{}", self.address, path));
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.address, path));
         if let Some(auth) = auth {
             req = req.header("Authorization", auth);
         }
@@ -210,11 +215,13 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, auth: &str, body: Value) -> Resp {
-        self.request(Method::POST, path, Some(auth), Some(body)).await
+        self.request(Method::POST, path, Some(auth), Some(body))
+            .await
     }
 
     pub async fn put(&self, path: &str, auth: &str, body: Value) -> Resp {
-        self.request(Method::PUT, path, Some(auth), Some(body)).await
+        self.request(Method::PUT, path, Some(auth), Some(body))
+            .await
     }
 
     pub async fn delete(&self, path: &str, auth: &str) -> Resp {
@@ -266,7 +273,13 @@ impl TestApp {
     }
 
     /// Invites `user` into `pid` with `role`; returns the teammate JSON.
-    pub async fn add_member(&self, admin: &TestUser, pid: &str, user: &TestUser, role: &str) -> Value {
+    pub async fn add_member(
+        &self,
+        admin: &TestUser,
+        pid: &str,
+        user: &TestUser,
+        role: &str,
+    ) -> Value {
         self.post(
             &format!("/v3/{pid}/project_users/invite"),
             &admin.token,
@@ -351,7 +364,8 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(client) = redis::Client::open(self.url()) {
-                if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+                if let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200))
+                {
                     if redis::cmd("PING").query::<String>(&mut con).is_ok() {
                         return;
                     }

@@ -1,7 +1,8 @@
 // Drives the real `@tiledesk/tiledesk-client` npm package (pinned in package.json) against a
-// running presence-gateway. Run it through tests/js/run.sh, or by hand:
+// running presence-gateway. `cargo test --test tiledesk_js_client` runs it against an in-process
+// gateway on both engines; by hand:
 //
-//   GATEWAY_URL=http://127.0.0.1:8080 node --test tests/js/
+//   GATEWAY_URL=http://127.0.0.1:8080 node --test tests/js/*.test.mjs
 //
 // Facts about the client (0.10.13, index.js) that this test and the gateway depend on:
 // - Every URL is built as `${APIURL}/...`, so APIURL is `<gateway>/v3` WITHOUT a trailing slash.
@@ -22,7 +23,7 @@ const { TiledeskClient } = tiledesk;
 
 const RAW_GATEWAY_URL = process.env.GATEWAY_URL;
 if (!RAW_GATEWAY_URL) {
-  throw new Error('GATEWAY_URL is not set (e.g. GATEWAY_URL=http://127.0.0.1:8080); use tests/js/run.sh');
+  throw new Error('GATEWAY_URL is not set (e.g. GATEWAY_URL=http://127.0.0.1:8080); see tests/tiledesk_js_client.rs');
 }
 const GATEWAY_URL = RAW_GATEWAY_URL.replace(/\/+$/, '');
 const APIURL = `${GATEWAY_URL}/v3`; // the client appends "/..." itself

@@ -24,7 +24,9 @@ fn object(body: &Value) -> Result<()> {
     if body.is_object() {
         Ok(())
     } else {
-        Err(Error::Unprocessable("the body must be a JSON object".into()))
+        Err(Error::Unprocessable(
+            "the body must be a JSON object".into(),
+        ))
     }
 }
 
@@ -37,7 +39,9 @@ pub async fn signup(State(state): State<AppState>, Json(body): Json<Value>) -> R
         lastname: field(&body, "lastname", false)?.to_string(),
     };
     let user = state.accounts.signup(request).await?;
-    Ok(Json(json!({ "success": true, "user": UserView::from(&user) })))
+    Ok(Json(
+        json!({ "success": true, "user": UserView::from(&user) }),
+    ))
 }
 
 pub async fn signin(State(state): State<AppState>, Json(body): Json<Value>) -> Result<Json<Value>> {

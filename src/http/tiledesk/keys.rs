@@ -41,7 +41,9 @@ pub async fn create(
         }
     };
     if role > access.role {
-        return Err(Error::forbidden("a key cannot have a higher role than its creator"));
+        return Err(Error::forbidden(
+            "a key cannot have a higher role than its creator",
+        ));
     }
     let name = body.name.unwrap_or_default();
     if name.chars().count() > 200 {

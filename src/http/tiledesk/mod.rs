@@ -18,13 +18,19 @@ pub fn router() -> Router<AppState> {
         .route("/v3/users", get(users::me).put(users::update))
         .route("/v3/projects", post(projects::create))
         .route("/v3/projects/{pid}", get(projects::get))
-        .route("/v3/projects/{pid}/users/availables", get(project_users::availables))
+        .route(
+            "/v3/projects/{pid}/users/availables",
+            get(project_users::availables),
+        )
         .route(
             "/v3/{pid}/project_users",
             get(project_users::list).put(project_users::update_own),
         )
         .route("/v3/{pid}/project_users/me", get(project_users::me))
-        .route("/v3/{pid}/project_users/invite", post(project_users::invite))
+        .route(
+            "/v3/{pid}/project_users/invite",
+            post(project_users::invite),
+        )
         .route(
             "/v3/{pid}/project_users/users/{user_id}",
             get(project_users::by_user),

@@ -53,11 +53,9 @@ impl ListFilter {
                 "trashed" => filter.include_trashed = parse_bool("trashed", &value)?,
                 "role" => {
                     for role in value.split(',').filter(|r| !r.is_empty()) {
-                        filter
-                            .roles
-                            .push(role.parse().map_err(|e: crate::domain::ParseRoleError| {
-                                Error::bad_request(e.to_string())
-                            })?);
+                        filter.roles.push(role.parse().map_err(
+                            |e: crate::domain::ParseRoleError| Error::bad_request(e.to_string()),
+                        )?);
                     }
                 }
                 "presencestatus" => {
@@ -162,7 +160,9 @@ pub async fn by_user(
         .find_teammate_by_user(access.project.id, user_id)
         .await?
         .ok_or_else(|| Error::not_found("teammate"))?;
-    Ok(Json(Value::Array(vec![render_one(&state, &teammate).await?])))
+    Ok(Json(Value::Array(vec![
+        render_one(&state, &teammate).await?,
+    ])))
 }
 
 #[derive(Deserialize)]
@@ -198,7 +198,7 @@ pub async fn invite(
         )
         .await?;
     match outcome {
-        InviteOutcome::Teammate(teammate, _) => Ok(Json(render_one(&state, &teammate).await?)),
+        InviteOutcome::Teammate(teammate) => Ok(Json(render_one(&state, &teammate).await?)),
         InviteOutcome::Pending(invitation) => Ok(Json(json!({
             "success": true,
             "msg": "User not found; an invitation is pending until they sign up with this email",
@@ -243,7 +243,11 @@ impl UpdateBody {
             settings: self.settings,
             role: self
                 .role
-                .map(|r| r.parse().map_err(|e: crate::domain::ParseRoleError| Error::bad_request(e.to_string())))
+                .map(|r| {
+                    r.parse().map_err(|e: crate::domain::ParseRoleError| {
+                        Error::bad_request(e.to_string())
+                    })
+                })
                 .transpose()?,
             status: self.status.as_deref().map(parse_status).transpose()?,
             number_assigned_requests: self.number_assigned_requests,
@@ -257,10 +261,7 @@ pub async fn update_own(
     Json(body): Json<UpdateBody>,
 ) -> Result<Json<Value>> {
     access.require(Role::Agent)?;
-    let teammate = state
-        .teams
-        .update_own(&access, body.into_patch()?)
-        .await?;
+    let teammate = state.teams.update_own(&access, body.into_patch()?).await?;
     Ok(Json(render_one(&state, &teammate).await?))
 }
 
@@ -272,10 +273,7 @@ pub async fn update(
 ) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
     let id = parse_id(param(&params, "puid"), "teammate id")?;
-    let teammate = state
-        .teams
-        .update(&access, id, body.into_patch()?)
-        .await?;
+    let teammate = state.teams.update(&access, id, body.into_patch()?).await?;
     Ok(Json(render_one(&state, &teammate).await?))
 }
 

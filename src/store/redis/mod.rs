@@ -62,7 +62,9 @@ impl RedisStore {
     ) -> StoreResult<T> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result.map_err(map_error),
-            Err(_) => Err(StoreError::Unavailable("Redis did not answer in time".into())),
+            Err(_) => Err(StoreError::Unavailable(
+                "Redis did not answer in time".into(),
+            )),
         }
     }
 
@@ -115,8 +117,7 @@ impl RedisStore {
 }
 
 fn map_error(e: redis::RedisError) -> StoreError {
-    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-    {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
         StoreError::Unavailable(e.to_string())
     } else {
         StoreError::Internal(e.to_string())
@@ -185,7 +186,8 @@ impl Store for RedisStore {
     }
 
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
-        let id: Option<String> = self.cmd(redis::cmd("GET").arg(self.keys.email(email)))
+        let id: Option<String> = self
+            .cmd(redis::cmd("GET").arg(self.keys.email(email)))
             .await?;
         match id.and_then(|s| s.parse::<Id>().ok()) {
             Some(id) => self.get_user(id).await,
@@ -199,7 +201,12 @@ impl Store for RedisStore {
             email: current.email,
             ..user.clone()
         };
-        let _: () = self.cmd(redis::cmd("SET").arg(self.keys.user(user.id)).arg(encode(&updated)?))
+        let _: () = self
+            .cmd(
+                redis::cmd("SET")
+                    .arg(self.keys.user(user.id))
+                    .arg(encode(&updated)?),
+            )
             .await?;
         Ok(())
     }
@@ -239,7 +246,8 @@ impl Store for RedisStore {
     }
 
     async fn list_teammates(&self, project_id: Id) -> StoreResult<Vec<Teammate>> {
-        let raws: Vec<String> = self.cmd(redis::cmd("HVALS").arg(self.keys.teammates(project_id)))
+        let raws: Vec<String> = self
+            .cmd(redis::cmd("HVALS").arg(self.keys.teammates(project_id)))
             .await?;
         let mut list: Vec<Teammate> = decode_all(raws)?;
         list.sort_by_key(|t| (t.created_at, t.id));
@@ -247,7 +255,9 @@ impl Store for RedisStore {
     }
 
     async fn get_teammate(&self, project_id: Id, teammate_id: Id) -> StoreResult<Option<Teammate>> {
-        let raw: Option<String> = self.cmd(redis::cmd("HGET")
+        let raw: Option<String> = self
+            .cmd(
+                redis::cmd("HGET")
                     .arg(self.keys.teammates(project_id))
                     .arg(teammate_id.to_string()),
             )
@@ -260,7 +270,9 @@ impl Store for RedisStore {
         project_id: Id,
         user_id: Id,
     ) -> StoreResult<Option<Teammate>> {
-        let tid: Option<String> = self.cmd(redis::cmd("HGET")
+        let tid: Option<String> = self
+            .cmd(
+                redis::cmd("HGET")
                     .arg(self.keys.teammate_by_user(project_id))
                     .arg(user_id.to_string()),
             )
@@ -272,7 +284,8 @@ impl Store for RedisStore {
     }
 
     async fn list_user_teammates(&self, user_id: Id) -> StoreResult<Vec<Teammate>> {
-        let pids: Vec<String> = self.cmd(redis::cmd("SMEMBERS").arg(self.keys.user_projects(user_id)))
+        let pids: Vec<String> = self
+            .cmd(redis::cmd("SMEMBERS").arg(self.keys.user_projects(user_id)))
             .await?;
         let mut out = Vec::with_capacity(pids.len());
         for pid in pids.iter().filter_map(|p| p.parse::<Id>().ok()) {
@@ -313,17 +326,15 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn delete_teammate(
-        &self,
-        teammate: &Teammate,
-        expected_version: u64,
-    ) -> StoreResult<()> {
+    async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
         self.write_teammate(teammate, expected_version, None, false)
             .await
     }
 
     async fn put_invitation(&self, invitation: &PendingInvitation) -> StoreResult<()> {
-        let _: () = self.cmd(redis::cmd("HSET")
+        let _: () = self
+            .cmd(
+                redis::cmd("HSET")
                     .arg(self.keys.invitations(&invitation.email))
                     .arg(invitation.project_id.to_string())
                     .arg(encode(invitation)?),
@@ -333,7 +344,8 @@ impl Store for RedisStore {
     }
 
     async fn list_invitations(&self, email: &str) -> StoreResult<Vec<PendingInvitation>> {
-        let raws: Vec<String> = self.cmd(redis::cmd("HVALS").arg(self.keys.invitations(email)))
+        let raws: Vec<String> = self
+            .cmd(redis::cmd("HVALS").arg(self.keys.invitations(email)))
             .await?;
         let mut list: Vec<PendingInvitation> = decode_all(raws)?;
         list.sort_by_key(|i| i.created_at);
@@ -341,7 +353,9 @@ impl Store for RedisStore {
     }
 
     async fn delete_invitation(&self, email: &str, project_id: Id) -> StoreResult<()> {
-        let _: () = self.cmd(redis::cmd("HDEL")
+        let _: () = self
+            .cmd(
+                redis::cmd("HDEL")
                     .arg(self.keys.invitations(email))
                     .arg(project_id.to_string()),
             )
@@ -366,7 +380,8 @@ impl Store for RedisStore {
     }
 
     async fn list_api_keys(&self, project_id: Id) -> StoreResult<Vec<ApiKey>> {
-        let hashes: Vec<String> = self.cmd(redis::cmd("HVALS").arg(self.keys.project_keys(project_id)))
+        let hashes: Vec<String> = self
+            .cmd(redis::cmd("HVALS").arg(self.keys.project_keys(project_id)))
             .await?;
         if hashes.is_empty() {
             return Ok(Vec::new());
@@ -380,7 +395,8 @@ impl Store for RedisStore {
 
     async fn delete_api_key(&self, project_id: Id, key_id: Id) -> StoreResult<Option<ApiKey>> {
         let index = self.keys.project_keys(project_id);
-        let hash: Option<String> = self.cmd(redis::cmd("HGET").arg(&index).arg(key_id.to_string()))
+        let hash: Option<String> = self
+            .cmd(redis::cmd("HGET").arg(&index).arg(key_id.to_string()))
             .await?;
         let Some(hash) = hash else {
             return Ok(None);
@@ -431,7 +447,8 @@ impl Store for RedisStore {
     }
 
     async fn clear_failed_signins(&self, email: &str) -> StoreResult<()> {
-        let _: () = self.cmd(redis::cmd("DEL").arg(self.keys.signin_failures(email)))
+        let _: () = self
+            .cmd(redis::cmd("DEL").arg(self.keys.signin_failures(email)))
             .await?;
         Ok(())
     }
