@@ -45,7 +45,7 @@ COPY config/ /etc/presence-gateway/
 
 ENV PRESENCE_LISTEN=0.0.0.0:8080
 EXPOSE 8080
-USER gateway
+USER 10001:10001
 
 # Assumes the default port; override it together with PRESENCE_LISTEN.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

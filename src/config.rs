@@ -290,13 +290,13 @@ impl Values {
         let redis = match self.optional("redis_url")? {
             None => None,
             Some(url) => {
+                // rediss:// (TLS) is refused: the Redis client is built without TLS support.
                 if !(url.starts_with("redis://")
-                    || url.starts_with("rediss://")
                     || url.starts_with("redis+unix://")
                     || url.starts_with("unix://"))
                 {
                     return Err(ConfigError(format!(
-                        "setting `redis_url` (from {}): expected a redis://, rediss:// or unix:// URL",
+                        "setting `redis_url` (from {}): expected a redis:// or unix:// URL (TLS is not supported)",
                         self.raw("redis_url")?.1
                     )));
                 }
@@ -464,10 +464,12 @@ mod tests {
             .to_string();
         assert!(err.contains("webhook_allow_private"), "{err}");
 
-        let err = Config::load(&env(&[("PRESENCE_REDIS_URL", "http://x")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("redis_url"), "{err}");
+        for url in ["http://x", "rediss://127.0.0.1:6379"] {
+            let err = Config::load(&env(&[("PRESENCE_REDIS_URL", url)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("redis_url"), "{err}");
+        }
     }
 
     #[test]
