@@ -3,25 +3,33 @@
 
 use crate::auth::{jwt::JwtKeys, random_bytes};
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, state::Shared, AppState};
+use crate::presence::{self, MaintenanceTimings, Tracker};
 use crate::service::{Accounts, Teams};
 use crate::store::{MemoryStore, RedisStore, Store};
 use axum::extract::Request;
 use axum::ServiceExt;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
+
+/// How long shutdown waits for agent sockets to close and hand over their connections.
+const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    stop: watch::Sender<bool>,
 }
 
 impl App {
-    /// Binds the listener (port 0 picks a free port) and connects the store.
+    /// Binds the listener (port 0 picks a free port), connects the store and takes this node's
+    /// lease.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let store: Arc<dyn Store> = match &config.redis {
             None => {
@@ -52,21 +60,33 @@ impl App {
         };
         let accounts = Accounts::new(store.clone(), JwtKeys::new(&secret), config.jwt_ttl);
         let teams = Teams::new(store.clone());
+        let tracker = Tracker::new(
+            config.node_id.clone(),
+            store.clone(),
+            config.offline_grace,
+            config.max_connections_per_user,
+        );
+        // Take the lease before the first socket can connect, so its count is live at once.
+        presence::renew_lease(&tracker, config.node_ttl).await;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
         })?;
-        let state = AppState {
-            config: Arc::new(config),
+        let (stop, stopped) = watch::channel(false);
+        let state = AppState::new(Shared {
+            config,
             store,
             accounts,
             teams,
+            tracker,
             metrics: crate::telemetry::metrics_handle(),
-        };
+            shutdown: stopped,
+        });
         let router = http::router(state.clone());
         Ok(App {
             listener,
             router,
             state,
+            stop,
         })
     }
 
@@ -81,25 +101,52 @@ impl App {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+    /// Serves until `shutdown` resolves. Then: stop accepting, close agent sockets with 1012
+    /// (their teammates enter the grace period, so a reconnect to another node within it causes
+    /// no offline), flush pending presence writes, and give up this node's lease.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let App {
+            listener,
+            router,
+            state,
+            stop,
+        } = self;
         tracing::info!(
-            address = %self.listener.local_addr()?,
-            node = %self.state.config.node_id,
+            address = %listener.local_addr()?,
+            node = %state.config.node_id,
             "presence-gateway listening"
         );
+        let maintenance = tokio::spawn(presence::run_maintenance(
+            state.tracker.clone(),
+            MaintenanceTimings::new(state.config.node_ttl),
+            stop.subscribe(),
+        ));
         // Trailing slashes are trimmed before routing: Tiledesk clients call both
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.
-        let service = NormalizePathLayer::trim_trailing_slash().layer(self.router);
-        axum::serve(
-            self.listener,
-            ServiceExt::<Request>::into_make_service(service),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await?;
+        let service = NormalizePathLayer::trim_trailing_slash().layer(router);
+        let stop_sockets = stop.clone();
+        axum::serve(listener, ServiceExt::<Request>::into_make_service(service))
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_sockets.send(true);
+            })
+            .await?;
+        let _ = stop.send(true);
+        let _ = maintenance.await;
+
+        let tracker = &state.tracker;
+        let started = Instant::now();
+        while tracker.sockets() > 0 && started.elapsed() < SOCKET_DRAIN_TIMEOUT {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracker.flush().await;
+        // Leaves pending grace periods in the store for the other nodes to settle.
+        if let Err(e) = state.store.reap_node(tracker.node_id()).await {
+            tracing::warn!(error = %e, "cannot release this node's lease");
+        }
         tracing::info!("presence-gateway stopped");
         Ok(())
     }

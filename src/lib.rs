@@ -11,9 +11,11 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod presence;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod ws;
 
 pub use app::App;
 pub use config::Config;

@@ -6,6 +6,7 @@
 
 mod api_key;
 mod invitation;
+mod presence;
 mod project;
 mod role;
 mod teammate;
@@ -14,6 +15,7 @@ mod user;
 
 pub use api_key::ApiKey;
 pub use invitation::PendingInvitation;
+pub use presence::{Edge, PresenceKey, PresenceWrite, SettleOutcome, Transition, WriteOutcome};
 pub use project::Project;
 pub use role::{ParseRoleError, Role};
 pub use teammate::{Presence, PresenceStatus, Teammate, TeammateStatus};

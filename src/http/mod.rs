@@ -4,7 +4,7 @@
 pub mod error;
 pub mod extract;
 mod ops;
-mod state;
+pub mod state;
 pub mod tiledesk;
 
 pub use state::AppState;
@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
         .merge(tiledesk::router())
+        .merge(crate::ws::router())
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

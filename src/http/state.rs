@@ -1,30 +1,44 @@
 use crate::config::Config;
 use crate::domain::{Presence, Teammate};
 use crate::error::Result;
+use crate::presence::Tracker;
 use crate::service::{Accounts, Teams};
 use crate::store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::ops::Deref;
 use std::sync::Arc;
+use tokio::sync::watch;
 
-/// What every handler can reach. Cheap to clone: everything inside is shared.
+/// What every handler and agent socket can reach. One pointer: every socket holds a clone.
 #[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
+    pub config: Config,
     pub store: Arc<dyn Store>,
     pub accounts: Accounts,
     pub teams: Teams,
+    pub tracker: Tracker,
     pub metrics: PrometheusHandle,
+    /// Turns true when the node shuts down: agent sockets close with 1012.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+
     /// The live presence of each teammate, in order.
-    ///
-    /// Until the presence tracker exists (issue 3), nobody is ever connected, so every teammate
-    /// reads `offline` with 0 connections since it was created, as the contract specifies.
     pub async fn presence_of(&self, teammates: &[Teammate]) -> Result<Vec<Presence>> {
-        Ok(teammates
-            .iter()
-            .map(|t| Presence::never_connected(t.created_at))
-            .collect())
+        Ok(self.store.read_presence(teammates).await?)
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }

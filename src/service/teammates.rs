@@ -6,7 +6,8 @@
 
 use super::{Access, Principal};
 use crate::domain::{
-    self, PendingInvitation, Project, Role, Teammate, TeammateStatus, Timestamp, User,
+    self, PendingInvitation, PresenceKey, Project, Role, Teammate, TeammateStatus, Timestamp,
+    Transition, User,
 };
 use crate::error::{Error, Result};
 use crate::store::{Store, StoreError};
@@ -248,7 +249,10 @@ impl Teams {
             let current = self.load(project_id, teammate_id).await?;
             guard_owner_change(access.role, &current)?;
             match self.store.delete_teammate(&current, current.version).await {
-                Ok(()) => return Ok(current),
+                Ok(()) => {
+                    self.forget_presence(&current).await;
+                    return Ok(current);
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(Error::not_found("teammate")),
                 Err(e) => return Err(e.into()),
@@ -302,7 +306,12 @@ impl Teams {
             after.version = before.version + 1;
             after.updated_at = Timestamp::now();
             match self.store.update_teammate(&after, before.version).await {
-                Ok(()) => return Ok((before, after)),
+                Ok(()) => {
+                    if before.is_active() && !after.is_active() {
+                        self.forget_presence(&after).await;
+                    }
+                    return Ok((before, after));
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(Error::not_found("teammate")),
                 Err(e) => return Err(e.into()),
@@ -311,6 +320,26 @@ impl Teams {
         Err(Error::Conflict(
             "the teammate changed concurrently; try again".into(),
         ))
+    }
+}
+
+impl Teams {
+    /// A removed, disabled or trashed teammate's connections stop counting at once, on every
+    /// node: the store drops all counts, and refuses further ones while it is inactive.
+    async fn forget_presence(&self, teammate: &Teammate) {
+        let key = PresenceKey {
+            project_id: teammate.project_id,
+            teammate_id: teammate.id,
+        };
+        match self.store.clear_presence(key).await {
+            Ok(Some(Transition::Offline)) => {
+                crate::presence::record_transition(key, Transition::Offline)
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(%key, error = %e, "cannot clear the presence of a removed teammate")
+            }
+        }
     }
 }
 

@@ -13,7 +13,10 @@ pub mod redis;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
-use crate::domain::{ApiKey, Id, PendingInvitation, Project, Teammate, User};
+use crate::domain::{
+    ApiKey, Id, PendingInvitation, Presence, PresenceKey, PresenceWrite, Project, SettleOutcome,
+    Teammate, Transition, User, WriteOutcome,
+};
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -105,4 +108,35 @@ pub trait Store: Send + Sync + 'static {
         window: Duration,
     ) -> StoreResult<FailedSignins>;
     async fn clear_failed_signins(&self, email: &str) -> StoreResult<()>;
+
+    // ---- presence (see `domain::presence` and docs/architecture.md) ---------------------------
+    // Time in these calls is the store's own clock, so nodes need not agree on the time.
+
+    /// Applies one node's count of one teammate and decides the transition, atomically.
+    /// `grace` is how long the teammate stays online after the last connection closed.
+    async fn write_presence(
+        &self,
+        write: &PresenceWrite,
+        grace: Duration,
+    ) -> StoreResult<WriteOutcome>;
+    /// Turns the teammate offline if its grace period is over and no live node counts it.
+    async fn settle_presence(&self, key: PresenceKey) -> StoreResult<SettleOutcome>;
+    /// Teammates (cluster-wide) whose grace period is over, at most `limit`.
+    async fn due_presence(&self, limit: usize) -> StoreResult<Vec<PresenceKey>>;
+    /// Forgets every node's count of a teammate that stopped being active; `Some(Offline)` if
+    /// that turned it offline.
+    async fn clear_presence(&self, key: PresenceKey) -> StoreResult<Option<Transition>>;
+    /// The live presence of each teammate, in order.
+    async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>>;
+
+    // ---- node leases -------------------------------------------------------------------------------
+    /// Extends this node's lease to `ttl` from now. `false` if there was no live lease (it
+    /// expired, was reaped, or the store lost its data): the node must re-assert its counts.
+    async fn renew_lease(&self, node_id: &str, ttl: Duration) -> StoreResult<bool>;
+    /// Nodes whose lease has expired and that have not been reaped yet.
+    async fn dead_nodes(&self) -> StoreResult<Vec<String>>;
+    /// Removes a node's counts and lease. Teammates that only it kept online turn offline at
+    /// once, unless they are in a grace period (which then runs its course). Idempotent: two
+    /// nodes reaping the same dead node produce each transition once.
+    async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>>;
 }

@@ -14,6 +14,15 @@
 //! | `{p}:apikey:{sha256}` | string | API key JSON, looked up by the hash of the presented secret |
 //! | `{p}:invites:{email}` | hash | project id → pending invitation JSON |
 //! | `{p}:signin_failures:{email}` | string | failed sign-in counter, expires with its window |
+//! | `{p}:presence:{pid}:{tid}` | hash | `status`, `changed_at`, `last_seen_at` (ms) of a teammate |
+//! | `{p}:presence:{pid}:{tid}:nodes` | hash | node id → `epoch|connections|channel,channel` |
+//! | `{p}:presence_pending` | zset | `pid:tid` → due time (ms) of a pending offline (grace) |
+//! | `{p}:nodes` | zset | node id → lease expiry (ms) |
+//! | `{p}:node:{id}:keys` | set | `pid:tid` of every teammate the node has written |
+//!
+//! The presence scripts build some key names from the prefix at run time (`reap_node`,
+//! `read_presence`), so the engine needs a single Redis (with replicas if you like), not Redis
+//! Cluster. All presence times come from Redis `TIME`, so the nodes' clocks need not agree.
 
 use crate::domain::Id;
 
@@ -61,5 +70,24 @@ impl Keys {
     }
     pub fn signin_failures(&self, email: &str) -> String {
         format!("{}:signin_failures:{email}", self.prefix)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    pub fn presence(&self, pid: Id, tid: Id) -> String {
+        format!("{}:presence:{pid}:{tid}", self.prefix)
+    }
+    pub fn presence_nodes(&self, pid: Id, tid: Id) -> String {
+        format!("{}:presence:{pid}:{tid}:nodes", self.prefix)
+    }
+    pub fn presence_pending(&self) -> String {
+        format!("{}:presence_pending", self.prefix)
+    }
+    pub fn leases(&self) -> String {
+        format!("{}:nodes", self.prefix)
+    }
+    pub fn node_keys(&self, node: &str) -> String {
+        format!("{}:node:{node}:keys", self.prefix)
     }
 }

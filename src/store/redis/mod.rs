@@ -10,7 +10,10 @@ mod keys;
 pub use keys::Keys;
 
 use super::{FailedSignins, Store, StoreError, StoreResult};
-use crate::domain::{ApiKey, Id, PendingInvitation, Project, Teammate, User};
+use crate::domain::{
+    ApiKey, Id, PendingInvitation, Presence, PresenceKey, PresenceStatus, PresenceWrite, Project,
+    SettleOutcome, Teammate, Timestamp, Transition, User, WriteOutcome,
+};
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, Script};
@@ -27,6 +30,26 @@ static WRITE_TEAMMATE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/write_teammate.lua")));
 static COUNT_FAILURE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/count_failure.lua")));
+
+/// A presence script: the shared prelude followed by the script's body.
+macro_rules! presence_script {
+    ($name:ident, $file:literal) => {
+        static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("scripts/presence_prelude.lua"),
+                include_str!($file)
+            ))
+        });
+    };
+}
+presence_script!(WRITE_PRESENCE, "scripts/write_presence.lua");
+presence_script!(SETTLE_PRESENCE, "scripts/settle_presence.lua");
+presence_script!(DUE_PRESENCE, "scripts/due_presence.lua");
+presence_script!(CLEAR_PRESENCE, "scripts/clear_presence.lua");
+presence_script!(READ_PRESENCE, "scripts/read_presence.lua");
+presence_script!(RENEW_LEASE, "scripts/renew_lease.lua");
+presence_script!(DEAD_NODES, "scripts/dead_nodes.lua");
+presence_script!(REAP_NODE, "scripts/reap_node.lua");
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -134,6 +157,23 @@ fn script_outcome(outcome: &str) -> StoreResult<()> {
             "unexpected script result `{other}`"
         ))),
     }
+}
+
+/// `pid:tid`, the member naming a teammate in the presence sets.
+fn member(key: &PresenceKey) -> String {
+    key.to_string()
+}
+
+fn parse_member(member: &str) -> Option<PresenceKey> {
+    let (pid, tid) = member.split_once(':')?;
+    Some(PresenceKey {
+        project_id: pid.parse().ok()?,
+        teammate_id: tid.parse().ok()?,
+    })
+}
+
+fn parse_millis(raw: &str) -> Option<Timestamp> {
+    raw.parse().ok().map(Timestamp::from_millis)
 }
 
 fn encode<T: Serialize>(value: &T) -> StoreResult<String> {
@@ -451,5 +491,149 @@ impl Store for RedisStore {
             .cmd(redis::cmd("DEL").arg(self.keys.signin_failures(email)))
             .await?;
         Ok(())
+    }
+
+    async fn write_presence(
+        &self,
+        write: &PresenceWrite,
+        grace: Duration,
+    ) -> StoreResult<WriteOutcome> {
+        let k = &self.keys;
+        let PresenceKey {
+            project_id,
+            teammate_id,
+        } = write.key;
+        let mut invocation = WRITE_PRESENCE.prepare_invoke();
+        invocation
+            .key(k.presence(project_id, teammate_id))
+            .key(k.presence_nodes(project_id, teammate_id))
+            .key(k.leases())
+            .key(k.presence_pending())
+            .key(k.node_keys(&write.node_id))
+            .key(k.teammates(project_id))
+            .arg(&write.node_id)
+            .arg(write.epoch)
+            .arg(write.connections)
+            .arg(write.channels.join(","))
+            .arg(write.edge.as_str())
+            .arg(grace.as_millis() as u64)
+            .arg(teammate_id.to_string())
+            .arg(member(&write.key));
+        let (outcome, due_in_ms): (String, u64) = self.script(&invocation).await?;
+        Ok(match outcome.as_str() {
+            "stale" => WriteOutcome::Stale,
+            "inactive" => WriteOutcome::Inactive,
+            "recorded" => WriteOutcome::Recorded,
+            "online" => WriteOutcome::Transition(Transition::Online),
+            "offline" => WriteOutcome::Transition(Transition::Offline),
+            "pending" => WriteOutcome::Pending { due_in_ms },
+            other => {
+                return Err(StoreError::Internal(format!(
+                    "unexpected presence outcome `{other}`"
+                )))
+            }
+        })
+    }
+
+    async fn settle_presence(&self, key: PresenceKey) -> StoreResult<SettleOutcome> {
+        let k = &self.keys;
+        let mut invocation = SETTLE_PRESENCE.prepare_invoke();
+        invocation
+            .key(k.presence(key.project_id, key.teammate_id))
+            .key(k.presence_nodes(key.project_id, key.teammate_id))
+            .key(k.leases())
+            .key(k.presence_pending())
+            .arg(member(&key));
+        let (outcome, due_in_ms): (String, u64) = self.script(&invocation).await?;
+        Ok(match outcome.as_str() {
+            "offline" => SettleOutcome::Offline,
+            "not_due" => SettleOutcome::NotDue { due_in_ms },
+            _ => SettleOutcome::Nothing,
+        })
+    }
+
+    async fn due_presence(&self, limit: usize) -> StoreResult<Vec<PresenceKey>> {
+        let mut invocation = DUE_PRESENCE.prepare_invoke();
+        invocation.key(self.keys.presence_pending()).arg(limit);
+        let members: Vec<String> = self.script(&invocation).await?;
+        Ok(members.iter().filter_map(|m| parse_member(m)).collect())
+    }
+
+    async fn clear_presence(&self, key: PresenceKey) -> StoreResult<Option<Transition>> {
+        let k = &self.keys;
+        let mut invocation = CLEAR_PRESENCE.prepare_invoke();
+        invocation
+            .key(k.presence(key.project_id, key.teammate_id))
+            .key(k.presence_nodes(key.project_id, key.teammate_id))
+            .key(k.presence_pending())
+            .arg(member(&key));
+        let went_offline: i64 = self.script(&invocation).await?;
+        Ok((went_offline == 1).then_some(Transition::Offline))
+    }
+
+    async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>> {
+        if teammates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = READ_PRESENCE.prepare_invoke();
+        invocation.key(self.keys.leases()).arg(self.keys.prefix());
+        for t in teammates {
+            invocation.arg(format!("{}:{}", t.project_id, t.id));
+        }
+        let rows: Vec<(String, String, String, u64, String)> = self.script(&invocation).await?;
+        Ok(teammates
+            .iter()
+            .zip(rows)
+            .map(
+                |(t, (status, changed_at, last_seen_at, connections, channels))| Presence {
+                    status: if status == "online" {
+                        PresenceStatus::Online
+                    } else {
+                        PresenceStatus::Offline
+                    },
+                    changed_at: parse_millis(&changed_at).unwrap_or(t.created_at),
+                    connections,
+                    channels: channels
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    last_seen_at: parse_millis(&last_seen_at),
+                },
+            )
+            .collect())
+    }
+
+    async fn renew_lease(&self, node_id: &str, ttl: Duration) -> StoreResult<bool> {
+        let mut invocation = RENEW_LEASE.prepare_invoke();
+        invocation
+            .key(self.keys.leases())
+            .arg(node_id)
+            .arg(ttl.as_millis() as u64);
+        let alive: i64 = self.script(&invocation).await?;
+        Ok(alive == 1)
+    }
+
+    async fn dead_nodes(&self) -> StoreResult<Vec<String>> {
+        let mut invocation = DEAD_NODES.prepare_invoke();
+        invocation.key(self.keys.leases());
+        self.script(&invocation).await
+    }
+
+    async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>> {
+        let k = &self.keys;
+        let mut invocation = REAP_NODE.prepare_invoke();
+        invocation
+            .key(k.leases())
+            .key(k.presence_pending())
+            .key(k.node_keys(node_id))
+            .arg(node_id)
+            .arg(k.prefix());
+        let members: Vec<String> = self.script(&invocation).await?;
+        Ok(members
+            .iter()
+            .filter_map(|m| parse_member(m))
+            .map(|key| (key, Transition::Offline))
+            .collect())
     }
 }

@@ -4,8 +4,13 @@
 //! and releases it before returning, so each call is atomic exactly as the Redis engine's scripts
 //! are. The lock is never held across an `.await` (enforced by `clippy.toml`).
 
+mod presence;
+
 use super::{FailedSignins, Store, StoreError, StoreResult};
-use crate::domain::{ApiKey, Id, PendingInvitation, Project, Teammate, User};
+use crate::domain::{
+    ApiKey, Id, PendingInvitation, Presence, PresenceKey, PresenceWrite, Project, SettleOutcome,
+    Teammate, Transition, User, WriteOutcome,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -32,6 +37,7 @@ struct State {
     api_keys: HashMap<Id, ApiKey>,
     api_key_by_hash: HashMap<String, Id>,
     failed_signins: HashMap<String, (u64, Instant, Duration)>,
+    presence: presence::PresenceState,
 }
 
 impl MemoryStore {
@@ -73,6 +79,13 @@ impl State {
             return Err(StoreError::LastOwner);
         }
         Ok(())
+    }
+
+    fn is_active(&self, key: &PresenceKey) -> bool {
+        self.teammates
+            .get(&key.project_id)
+            .and_then(|m| m.get(&key.teammate_id))
+            .is_some_and(Teammate::is_active)
     }
 
     fn add_teammate(&mut self, teammate: &Teammate) {
@@ -338,5 +351,43 @@ impl Store for MemoryStore {
     async fn clear_failed_signins(&self, email: &str) -> StoreResult<()> {
         self.lock().failed_signins.remove(email);
         Ok(())
+    }
+
+    async fn write_presence(
+        &self,
+        write: &PresenceWrite,
+        grace: Duration,
+    ) -> StoreResult<WriteOutcome> {
+        let mut s = self.lock();
+        let active = s.is_active(&write.key);
+        Ok(s.presence.write(write, active, grace))
+    }
+
+    async fn settle_presence(&self, key: PresenceKey) -> StoreResult<SettleOutcome> {
+        Ok(self.lock().presence.settle(key))
+    }
+
+    async fn due_presence(&self, limit: usize) -> StoreResult<Vec<PresenceKey>> {
+        Ok(self.lock().presence.due(limit))
+    }
+
+    async fn clear_presence(&self, key: PresenceKey) -> StoreResult<Option<Transition>> {
+        Ok(self.lock().presence.clear(key))
+    }
+
+    async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>> {
+        Ok(self.lock().presence.read(teammates))
+    }
+
+    async fn renew_lease(&self, node_id: &str, ttl: Duration) -> StoreResult<bool> {
+        Ok(self.lock().presence.renew_lease(node_id, ttl))
+    }
+
+    async fn dead_nodes(&self) -> StoreResult<Vec<String>> {
+        Ok(self.lock().presence.dead_nodes())
+    }
+
+    async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>> {
+        Ok(self.lock().presence.reap(node_id))
     }
 }

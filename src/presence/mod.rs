@@ -1,0 +1,9 @@
+//! Presence: counting agent connections per teammate on this node ([`Tracker`]) and keeping the
+//! cluster's shared view right ([`maintenance`]: node lease, reaper, grace sweeper, flusher).
+
+mod maintenance;
+mod tracker;
+
+pub use maintenance::{renew_lease, run_maintenance, MaintenanceTimings};
+pub(crate) use tracker::record_transition;
+pub use tracker::{Registration, TooManyConnections, Tracker, UserSlot};

@@ -1,0 +1,179 @@
+//! The agent WebSocket (`GET /ws` and `GET /`): the Tiledesk realtime protocol (CONTRACT §4).
+//!
+//! The handshake authenticates, resolves which teammates the socket counts for, applies the
+//! per-user limit, and sizes the WebSocket buffers for presence traffic; [`session`] runs it.
+
+mod frames;
+mod rate;
+pub mod session;
+
+use crate::domain::{Id, PresenceKey};
+use crate::error::Error;
+use crate::http::AppState;
+use crate::service::{Access, Principal};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, RawQuery, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use session::SessionSetup;
+
+/// Messages (and frames) over this close the socket with 1009 (CONTRACT §9).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Presence traffic is a few hundred bytes a frame; tungstenite's 128 KiB defaults would make
+/// every idle socket cost far more than the frames it carries.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+/// How much unsent data a socket may queue before writes fail (a stuck client).
+const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ws", get(agent_socket))
+        .route("/", get(agent_socket))
+}
+
+/// Handshake query options.
+struct Options {
+    token: Option<String>,
+    project_id: Option<Id>,
+    channel: String,
+    presence: bool,
+}
+
+impl Options {
+    fn parse(query: Option<&str>) -> Result<Self, Error> {
+        let mut options = Options {
+            token: None,
+            project_id: None,
+            channel: "web".to_string(),
+            presence: true,
+        };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "token" => options.token = Some(value.into_owned()),
+                "project_id" => {
+                    options.project_id = Some(value.parse().map_err(|_| {
+                        Error::bad_request(format!("invalid project_id `{value}`: expected a UUID"))
+                    })?)
+                }
+                "channel" => {
+                    let valid = !value.is_empty()
+                        && value.len() <= 32
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                    if !valid {
+                        return Err(Error::bad_request(
+                            "channel must be 1 to 32 letters, digits, `-`, `_` or `.`",
+                        ));
+                    }
+                    options.channel = value.into_owned();
+                }
+                "presence" => {
+                    options.presence = match value.as_ref() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => return Err(Error::bad_request("presence must be true or false")),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(options)
+    }
+}
+
+async fn agent_socket(State(state): State<AppState>, request: Request) -> Response {
+    match handshake(state, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handshake(state: AppState, request: Request) -> Result<Response, Error> {
+    let (mut parts, _body) = request.into_parts();
+    let RawQuery(query) = RawQuery::from_request_parts(&mut parts, &state)
+        .await
+        .unwrap_or(RawQuery(None));
+    let options = Options::parse(query.as_deref())?;
+    let principal = match (&options.token, parts.headers.get(header::AUTHORIZATION)) {
+        (Some(token), _) => state.accounts.token(token).await?,
+        (None, Some(value)) => {
+            let value = value
+                .to_str()
+                .map_err(|_| Error::Unauthorized("malformed Authorization header"))?;
+            state.accounts.authenticate(value).await?
+        }
+        (None, None) => return Err(Error::Unauthorized("missing credentials")),
+    };
+    let keys = counted_keys(&state, &principal, &options).await?;
+    let user_id = principal.user().map(|u| u.id);
+    let slot = state
+        .tracker
+        .admit(user_id)
+        .map_err(|_| Error::TooManyRequests {
+            msg: "too many live sockets for this user on this node".into(),
+            retry_after: std::time::Duration::from_secs(1),
+        })?;
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade,
+        Err(_) => {
+            let body = serde_json::json!({"success": false, "msg": "this endpoint expects a WebSocket upgrade"});
+            return Ok((StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response());
+        }
+    };
+    let setup = SessionSetup {
+        user_id,
+        project_id: options.project_id,
+        channel: options.channel,
+        keys,
+        slot,
+    };
+    Ok(upgrade
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
+        .on_upgrade(move |socket| session::run(socket, state, setup)))
+}
+
+/// The teammates a socket counts for: with `project_id`, that project's teammate (the caller
+/// must be an active member); without it, every project where the user is an active teammate.
+/// API keys and `presence=false` sockets observe without counting.
+async fn counted_keys(
+    state: &AppState,
+    principal: &Principal,
+    options: &Options,
+) -> Result<Vec<PresenceKey>, Error> {
+    if let Some(pid) = options.project_id {
+        // Also checks that the caller belongs to the project (403/404 otherwise).
+        let access = Access::resolve(state.store.as_ref(), principal.clone(), pid).await?;
+        return Ok(match (&access.teammate, options.presence) {
+            (Some(teammate), true) => vec![PresenceKey {
+                project_id: pid,
+                teammate_id: teammate.id,
+            }],
+            _ => Vec::new(),
+        });
+    }
+    let Principal::User(user) = principal else {
+        return Ok(Vec::new());
+    };
+    if !options.presence {
+        return Ok(Vec::new());
+    }
+    Ok(state
+        .store
+        .list_user_teammates(user.id)
+        .await?
+        .into_iter()
+        .filter(|t| t.is_active())
+        .map(|t| PresenceKey {
+            project_id: t.project_id,
+            teammate_id: t.id,
+        })
+        .collect())
+}

@@ -1,0 +1,240 @@
+//! One agent socket: counts the connection, answers frames, keeps the connection alive, and
+//! uncounts it when it closes.
+//!
+//! One task per socket runs a single `select!` loop over the socket, the heartbeat timer and the
+//! node's shutdown signal. An idle socket therefore costs one task and the WebSocket buffers,
+//! nothing more (see the memory budget in DESIGN.md).
+
+use super::frames::{self, ClientFrame, FrameError};
+use super::rate::{RateLimiter, Verdict};
+use crate::domain::{Id, PresenceKey, TeammateStatus};
+use crate::error::Error;
+use crate::http::AppState;
+use crate::presence::UserSlot;
+use crate::service::{Access, Principal, TeammatePatch};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use std::time::Instant;
+
+pub mod close_code {
+    /// Silent for two heartbeat intervals.
+    pub const HEARTBEAT_TIMEOUT: u16 = 1001;
+    /// Kept flooding past the rate limit.
+    pub const POLICY: u16 = 1008;
+    /// A message over the size cap.
+    pub const TOO_BIG: u16 = 1009;
+    /// The node is shutting down: reconnect (to another node) within the grace period.
+    pub const RESTART: u16 = 1012;
+}
+
+/// Who is on the socket and what it counts for. Kept small: an idle socket holds only this.
+pub struct SessionSetup {
+    pub user_id: Option<Id>,
+    /// `project_id` of the handshake, if any.
+    pub project_id: Option<Id>,
+    pub channel: String,
+    /// The teammates this socket counts for (empty for API keys and `presence=false`).
+    pub keys: Vec<PresenceKey>,
+    pub slot: UserSlot,
+}
+
+pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
+    let SessionSetup {
+        user_id,
+        project_id,
+        channel,
+        keys,
+        slot,
+    } = setup;
+    let registration = if keys.is_empty() {
+        None
+    } else {
+        Some(state.tracker.connect(keys, channel).await)
+    };
+    let heartbeat_every = state.config.heartbeat;
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + heartbeat_every,
+        heartbeat_every,
+    );
+    let mut shutdown = state.shutdown.clone();
+    let mut last_heard = Instant::now();
+    let mut limiter = RateLimiter::new(last_heard);
+    let closing = loop {
+        tokio::select! {
+            message = socket.recv() => {
+                let message = match message {
+                    None => break None,
+                    Some(Err(e)) => {
+                        if e.to_string().contains("Space limit exceeded") {
+                            break Some((close_code::TOO_BIG, "message too big"));
+                        }
+                        break None;
+                    }
+                    Some(Ok(message)) => message,
+                };
+                last_heard = Instant::now();
+                let text = match message {
+                    Message::Text(text) => Some(text),
+                    Message::Binary(_) => None,
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Close(_) => break None,
+                };
+                match limiter.check(last_heard) {
+                    Verdict::Allow => {}
+                    Verdict::Limit => {
+                        let e = FrameError::new("rate_limited", "too many frames; slow down");
+                        if send(&mut socket, frames::error(&e, None)).await.is_err() {
+                            break None;
+                        }
+                        continue;
+                    }
+                    Verdict::Close => break Some((close_code::POLICY, "rate limit exceeded")),
+                }
+                let reply = match text {
+                    None => vec![frames::error(
+                        &FrameError::new("invalid_frame", "binary frames are not supported"),
+                        None,
+                    )],
+                    Some(text) => handle(&state, user_id, project_id, text.as_str()).await,
+                };
+                let mut failed = false;
+                for frame in reply {
+                    if send(&mut socket, frame).await.is_err() {
+                        failed = true;
+                        break;
+                    }
+                }
+                if failed {
+                    break None;
+                }
+            }
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > heartbeat_every * 2 {
+                    break Some((close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
+                }
+                if send(&mut socket, frames::heartbeat("ping")).await.is_err()
+                    || socket.send(Message::Ping(Default::default())).await.is_err()
+                {
+                    break None;
+                }
+            }
+            _ = shutdown.changed() => break Some((close_code::RESTART, "node restarting")),
+        }
+    };
+    if let Some((code, reason)) = closing {
+        let _ = socket
+            .send(Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            })))
+            .await;
+    }
+    if let Some(registration) = registration {
+        state.tracker.disconnect(registration).await;
+    }
+    drop(slot);
+}
+
+async fn send(socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {
+    socket.send(Message::Text(text.into())).await
+}
+
+/// Answers one text frame with zero or more frames.
+async fn handle(
+    state: &AppState,
+    user_id: Option<Id>,
+    project_id: Option<Id>,
+    text: &str,
+) -> Vec<String> {
+    match frames::parse(text) {
+        Err(e) => vec![frames::error(&e, None)],
+        Ok(ClientFrame::Heartbeat) => vec![frames::heartbeat("pong")],
+        Ok(ClientFrame::Subscribe { topic, .. } | ClientFrame::Unsubscribe { topic }) => {
+            let e = FrameError::new("not_supported", "topic subscriptions are not available yet");
+            vec![frames::error(&e, Some(&topic))]
+        }
+        Ok(ClientFrame::Availability(payload)) => {
+            match availability(state, user_id, project_id, payload).await {
+                Ok(frames) => frames,
+                Err(e) => vec![frames::error(&e, None)],
+            }
+        }
+    }
+}
+
+/// The `availability` frame: like `PUT /v3/{pid}/project_users/` for the payload's project, or
+/// the socket's, or else every project where the user is an active teammate.
+async fn availability(
+    state: &AppState,
+    user_id: Option<Id>,
+    project_id: Option<Id>,
+    payload: frames::AvailabilityPayload,
+) -> Result<Vec<String>, FrameError> {
+    let user_id =
+        user_id.ok_or_else(|| FrameError::new("forbidden", "an API key has no availability"))?;
+    let user = state
+        .store
+        .get_user(user_id)
+        .await
+        .map_err(|e| frame_error(e.into()))?
+        .ok_or_else(|| FrameError::new("forbidden", "the user no longer exists"))?;
+    let projects: Vec<Id> = match (payload.project_id.as_deref(), project_id) {
+        (Some(raw), _) => vec![raw
+            .parse()
+            .map_err(|_| FrameError::new("invalid_payload", "project_id must be a UUID"))?],
+        (None, Some(pid)) => vec![pid],
+        (None, None) => state
+            .store
+            .list_user_teammates(user_id)
+            .await
+            .map_err(|e| frame_error(e.into()))?
+            .into_iter()
+            .filter(|t| t.is_active() && t.status == TeammateStatus::Active)
+            .map(|t| t.project_id)
+            .collect(),
+    };
+    if projects.is_empty() {
+        return Err(FrameError::new(
+            "not_found",
+            "you are not an active teammate of any project",
+        ));
+    }
+    let patch = TeammatePatch {
+        user_available: payload.user_available,
+        profile_status: payload.profile_status,
+        ..Default::default()
+    };
+    let mut replies = Vec::with_capacity(projects.len());
+    for pid in projects {
+        let access = Access::resolve(state.store.as_ref(), Principal::User(user.clone()), pid)
+            .await
+            .map_err(frame_error)?;
+        let teammate = state
+            .teams
+            .update_own(&access, patch.clone())
+            .await
+            .map_err(frame_error)?;
+        replies.push(frames::availability(
+            &pid.to_string(),
+            teammate.user_available,
+            &teammate.profile_status,
+        ));
+    }
+    Ok(replies)
+}
+
+fn frame_error(e: Error) -> FrameError {
+    let code = match &e {
+        Error::BadRequest(_) | Error::Unprocessable(_) | Error::PayloadTooLarge => {
+            "invalid_payload"
+        }
+        Error::Unauthorized(_) | Error::Forbidden { .. } => "forbidden",
+        Error::NotFound(_) => "not_found",
+        Error::Unavailable(_) => "unavailable",
+        Error::Conflict(_) | Error::TooManyRequests { .. } => "conflict",
+        Error::Internal(detail) => {
+            tracing::error!(%detail, "internal error on an agent socket");
+            "internal"
+        }
+    };
+    FrameError::new(code, e.to_string())
+}
