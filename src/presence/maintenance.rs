@@ -8,7 +8,6 @@
 //!   does it; this covers a node that shut down or died during the grace period);
 //! * flush dirty local counts every 100 ms.
 
-use super::tracker::record_transition;
 use super::Tracker;
 use crate::domain::{SettleOutcome, Transition};
 use std::time::Duration;
@@ -66,7 +65,7 @@ async fn reap_dead_nodes(tracker: &Tracker) {
                 metrics::counter!("presence_reaper_runs_total").increment(1);
                 tracing::info!(node, offline = transitions.len(), "reaped a dead node");
                 for (key, transition) in transitions {
-                    record_transition(key, transition);
+                    tracker.record(key, transition);
                 }
             }
             Err(e) => tracing::warn!(node, error = %e, "cannot reap a dead node"),
@@ -80,7 +79,7 @@ async fn settle_due(tracker: &Tracker) {
     };
     for key in due {
         if let Ok(SettleOutcome::Offline) = tracker.store().settle_presence(key).await {
-            record_transition(key, Transition::Offline);
+            tracker.record(key, Transition::Offline);
         }
     }
 }

@@ -70,6 +70,8 @@ struct Inner {
     epoch: AtomicU64,
     /// Open agent sockets, counted or not.
     sockets: AtomicUsize,
+    /// Transitions this node's writes caused: [online, offline].
+    transitions: [AtomicU64; 2],
 }
 
 /// Cheap to clone: one shared tracker per node.
@@ -135,6 +137,7 @@ impl Tracker {
                 dirty: Mutex::new(HashSet::new()),
                 epoch: AtomicU64::new(start),
                 sockets: AtomicUsize::new(0),
+                transitions: [AtomicU64::new(0), AtomicU64::new(0)],
             }),
         }
     }
@@ -155,6 +158,24 @@ impl Tracker {
     /// Teammates with at least one live connection on this node.
     pub fn counted_teammates(&self) -> usize {
         self.inner.counts.len()
+    }
+
+    /// Transitions decided on this node's writes, settles and reaps so far: (online, offline).
+    pub fn transitions(&self) -> (u64, u64) {
+        let [online, offline] = &self.inner.transitions;
+        (
+            online.load(Ordering::Relaxed),
+            offline.load(Ordering::Relaxed),
+        )
+    }
+
+    pub(crate) fn record(&self, key: PresenceKey, transition: Transition) {
+        let index = match transition {
+            Transition::Online => 0,
+            Transition::Offline => 1,
+        };
+        self.inner.transitions[index].fetch_add(1, Ordering::Relaxed);
+        record_transition(key, transition);
     }
 
     /// Admits one more socket of `user_id` (API keys pass `None`) unless the user is at the
@@ -285,7 +306,7 @@ impl Tracker {
             .write_presence(&write, self.inner.grace)
             .await
         {
-            Ok(WriteOutcome::Transition(transition)) => record_transition(key, transition),
+            Ok(WriteOutcome::Transition(transition)) => self.record(key, transition),
             Ok(WriteOutcome::Pending { due_in_ms }) => self.settle_later(key, due_in_ms),
             Ok(WriteOutcome::Recorded | WriteOutcome::Stale | WriteOutcome::Inactive) => {}
             Err(e) => {
@@ -298,14 +319,14 @@ impl Tracker {
 
     /// Ends the grace period when it is due. If this node dies first, any node's sweeper does it.
     fn settle_later(&self, key: PresenceKey, due_in_ms: u64) {
-        let store = self.inner.store.clone();
+        let tracker = self.clone();
         tokio::spawn(async move {
             let mut wait = due_in_ms;
             loop {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
-                match store.settle_presence(key).await {
+                match tracker.inner.store.settle_presence(key).await {
                     Ok(SettleOutcome::Offline) => {
-                        record_transition(key, Transition::Offline);
+                        tracker.record(key, Transition::Offline);
                         return;
                     }
                     Ok(SettleOutcome::NotDue { due_in_ms }) => wait = due_in_ms.max(1),

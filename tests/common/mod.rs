@@ -423,3 +423,128 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ---- agent sockets ------------------------------------------------------------------------------
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A real WebSocket client on the agent socket.
+pub struct Agent {
+    pub ws: WsStream,
+}
+
+impl TestApp {
+    /// Opens `/ws?{query}`; `query` includes the token (use [`token_query`]).
+    pub async fn ws(&self, query: &str) -> Agent {
+        let url = format!("ws://127.0.0.1:{}/ws?{query}", self.port);
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket handshake");
+        Agent { ws }
+    }
+
+    /// The handshake's HTTP status when it is refused.
+    pub async fn ws_refused(&self, query: &str) -> u16 {
+        let url = format!("ws://127.0.0.1:{}/ws?{query}", self.port);
+        match tokio_tungstenite::connect_async(url).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                response.status().as_u16()
+            }
+            Err(e) => panic!("unexpected handshake error: {e}"),
+        }
+    }
+
+    /// A teammate's `presence` object, read over REST.
+    pub async fn presence(&self, pid: &str, puid: &str, token: &str) -> Value {
+        self.get(&format!("/v3/{pid}/project_users/{puid}"), token)
+            .await
+            .expect(200)["presence"]
+            .clone()
+    }
+
+    /// Waits until the teammate's presence status is `status`; panics after `timeout`.
+    pub async fn wait_status(
+        &self,
+        pid: &str,
+        puid: &str,
+        token: &str,
+        status: &str,
+        timeout: Duration,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let presence = self.presence(pid, puid, token).await;
+            if presence["status"] == json!(status) {
+                return presence;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still {presence} after {timeout:?}, wanted {status}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// `token=<url-encoded token>` for a socket query.
+pub fn token_query(token: &str) -> String {
+    format!("token={}", token.replace(' ', "%20"))
+}
+
+impl Agent {
+    pub async fn send_text(&mut self, text: &str) {
+        use futures::SinkExt;
+        self.ws
+            .send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    /// The next text frame as JSON, skipping server heartbeats; panics after 5 s.
+    pub async fn recv_json(&mut self) -> Value {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+                .await
+                .expect("a frame within 5 s")
+                .expect("socket open")
+                .expect("frame ok");
+            if let Message::Text(text) = message {
+                let value: Value = serde_json::from_str(&text).expect("JSON frame");
+                if value["action"] == json!("heartbeat")
+                    && value["payload"]["message"]["text"] == json!("ping")
+                {
+                    continue;
+                }
+                return value;
+            }
+        }
+    }
+
+    /// Reads until the server closes; returns the close code.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.ws.next()).await {
+                Err(_) => panic!("the server did not close the socket within 10 s"),
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+        // Drain until the server's close arrives, so the server has seen it.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.closed_with()).await;
+    }
+}
