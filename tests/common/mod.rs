@@ -57,6 +57,8 @@ pub fn unique_prefix() -> String {
 }
 
 pub struct TestApp {
+    /// The app's shared state (tracker, store), for assertions that HTTP cannot make.
+    pub state: presence_gateway::http::AppState,
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,
@@ -127,11 +129,13 @@ pub async fn spawn_app_with(engine: Engine, overrides: &[(&str, &str)]) -> TestA
     }
     let app = App::build(config).await.expect("app builds");
     let port = app.port();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     TestApp {
+        state,
         address: format!("http://127.0.0.1:{port}"),
         port,
         client: reqwest::Client::builder()
