@@ -8,6 +8,11 @@ use presence_gateway::config::{self, Layers, SETTINGS};
 use presence_gateway::{telemetry, App, Config};
 use std::process::ExitCode;
 
+/// mimalloc returns freed large blocks (Argon2's 19 MiB per hash) and idle-socket buffers to the
+/// operating system; glibc's per-thread arenas kept them, growing the process by hundreds of MiB.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn cli() -> Command {
     let mut command = Command::new("presence-gateway")
         .about("Real-time presence and availability gateway")

@@ -1,4 +1,110 @@
-fn main() {
-    eprintln!("loadtest: not implemented yet (issue 3)");
-    std::process::exit(2);
+//! `loadtest`: load generator for presence-gateway.
+//!
+//! * `idle`: hold N agent sockets (teammates × tabs), report connect latency and the gateway's
+//!   RSS per connection.
+//! * `churn`: connect+disconnect loops at full speed, report operations per second.
+//! * `latency`: a teammate's only tab opens/closes on node A while node B is watched; report the
+//!   time until B shows the transition.
+//!
+//! Progress goes to stderr, one JSON report to stdout. Every run is bounded in time and sends
+//! traffic only to the given nodes (loopback in the documented benchmarks).
+
+mod client;
+mod modes;
+mod setup;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Parser, Debug)]
+#[command(name = "loadtest", about = "Load generator for presence-gateway")]
+pub struct Cli {
+    /// Gateway nodes, comma-separated host:port (HTTP and WebSocket on the same port).
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080"
+    )]
+    nodes: Vec<SocketAddr>,
+    /// The gateway's PRESENCE_JWT_SECRET: tokens are minted locally instead of signing in.
+    #[arg(
+        long,
+        global = true,
+        env = "PRESENCE_JWT_SECRET",
+        default_value = "bench-secret"
+    )]
+    jwt_secret: String,
+    /// Source addresses for the sockets (spreads the 28k-port limit), comma-separated.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5,127.0.0.6,127.0.0.7,127.0.0.8,127.0.0.9"
+    )]
+    sources: Vec<IpAddr>,
+    /// Gateway process ids, to report their RSS and CPU (comma-separated, one per node).
+    #[arg(long, global = true, value_delimiter = ',')]
+    gateway_pid: Vec<u32>,
+    /// Concurrent sign-ups during setup (each costs an Argon2 hash on the gateway).
+    #[arg(long, global = true, default_value_t = 4)]
+    setup_concurrency: usize,
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Mode {
+    /// Hold teammates × tabs idle agent sockets.
+    Idle {
+        #[arg(long, default_value_t = 1875)]
+        teammates: usize,
+        #[arg(long, default_value_t = 8)]
+        tabs: usize,
+        /// Sockets being opened at once.
+        #[arg(long, default_value_t = 256)]
+        open_concurrency: usize,
+        /// Wait after the last socket is up before reading RSS, in ms.
+        #[arg(long, default_value_t = 3000)]
+        settle_ms: u64,
+    },
+    /// Connect/disconnect loops: open, heartbeat round trip, close, wait for the close.
+    Churn {
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Distinct teammates per loop, used in turn, so every connect and disconnect is an edge.
+        #[arg(long, default_value_t = 2)]
+        teammates_per_loop: usize,
+    },
+    /// Transition latency: tab on the first node, watched through the last node's REST API.
+    Latency {
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match &cli.mode {
+        Mode::Idle {
+            teammates,
+            tabs,
+            open_concurrency,
+            settle_ms,
+        } => modes::idle(&cli, *teammates, *tabs, *open_concurrency, *settle_ms).await?,
+        Mode::Churn {
+            secs,
+            concurrency,
+            teammates_per_loop,
+        } => modes::churn(&cli, *secs, *concurrency, *teammates_per_loop).await?,
+        Mode::Latency { samples, warmup } => modes::latency(&cli, *samples, *warmup).await?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
 }

@@ -121,11 +121,11 @@ impl Accounts {
     pub async fn check_password(&self, email: &str, password: &str) -> Result<User> {
         let email = domain::normalize_email(email);
         let user = self.store.find_user_by_email(&email).await?;
-        let hash = user.as_ref().map_or_else(
-            || password::decoy_hash().to_string(),
-            |u| u.password_hash.clone(),
-        );
-        let matches = password::verify(password.to_string(), hash).await;
+        let matches = password::verify(
+            password.to_string(),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await;
         match user {
             Some(user) if matches => {
                 self.store.clear_failed_signins(&email).await?;
