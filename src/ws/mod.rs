@@ -23,8 +23,8 @@ use session::SessionSetup;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Presence traffic is a few hundred bytes a frame; tungstenite's 128 KiB defaults would make
 /// every idle socket cost far more than the frames it carries.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
-const WRITE_BUFFER_BYTES: usize = 4 * 1024;
+const READ_BUFFER_BYTES: usize = 1024;
+const WRITE_BUFFER_BYTES: usize = 0;
 /// How much unsent data a socket may queue before writes fail (a stuck client).
 const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 
