@@ -48,7 +48,9 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
     let registration = if keys.is_empty() {
         None
     } else {
-        Some(state.tracker.connect(keys, channel).await)
+        // Boxed here and below: a task's future is as large as its largest await, and every
+        // idle socket would otherwise pay for these rarely-taken paths.
+        Some(Box::pin(state.tracker.connect(keys, channel)).await)
     };
     let heartbeat_every = state.config.heartbeat;
     let mut heartbeat = tokio::time::interval_at(
@@ -94,7 +96,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                         &FrameError::new("invalid_frame", "binary frames are not supported"),
                         None,
                     )],
-                    Some(text) => handle(&state, user_id, project_id, text.as_str()).await,
+                    Some(text) => Box::pin(handle(&state, user_id, project_id, text.as_str())).await,
                 };
                 let mut failed = false;
                 for frame in reply {
@@ -129,7 +131,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
             .await;
     }
     if let Some(registration) = registration {
-        state.tracker.disconnect(registration).await;
+        Box::pin(state.tracker.disconnect(registration)).await;
     }
     drop(slot);
 }
