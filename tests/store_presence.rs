@@ -5,8 +5,8 @@ mod common;
 
 use common::Engine;
 use presence_gateway::domain::{
-    Edge, PresenceKey, PresenceStatus, PresenceWrite, Project, Role, SettleOutcome, Teammate,
-    TeammateStatus, Timestamp, Transition, WriteOutcome,
+    Edge, PresenceKey, PresenceStatus, PresenceWrite, Role, SettleOutcome, Teammate,
+    TeammateStatus, Transition, WriteOutcome,
 };
 use presence_gateway::store::{MemoryStore, RedisStore, Store};
 use std::sync::Arc;
@@ -39,17 +39,7 @@ async fn fixture(engine: Engine) -> Fixture {
             (Arc::new(store), Some(prefix))
         }
     };
-    let owner = presence_gateway::domain::new_id();
-    let now = Timestamp::now();
-    let project = Project {
-        id: presence_gateway::domain::new_id(),
-        name: "p".into(),
-        created_by: owner,
-        created_at: now,
-        updated_at: now,
-    };
-    let teammate = Teammate::new(project.id, owner, Role::Owner, None);
-    store.create_project(&project, &teammate).await.unwrap();
+    let teammate = common::project_with_owner(store.as_ref()).await;
     for node in ["a", "b"] {
         store
             .renew_lease(node, Duration::from_secs(60))
@@ -57,7 +47,7 @@ async fn fixture(engine: Engine) -> Fixture {
             .unwrap();
     }
     let key = PresenceKey {
-        project_id: project.id,
+        project_id: teammate.project_id,
         teammate_id: teammate.id,
     };
     Fixture {

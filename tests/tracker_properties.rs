@@ -4,7 +4,7 @@
 
 mod common;
 
-use presence_gateway::domain::{PresenceKey, PresenceStatus, Project, Role, Teammate, Timestamp};
+use presence_gateway::domain::{PresenceKey, PresenceStatus};
 use presence_gateway::presence::{Registration, Tracker};
 use presence_gateway::store::{MemoryStore, RedisStore, Store};
 use proptest::prelude::*;
@@ -41,25 +41,15 @@ fn batches() -> impl Strategy<Value = Vec<Vec<Op>>> {
 }
 
 async fn run(store: Arc<dyn Store>, batches: Vec<Vec<Op>>) -> Result<(), TestCaseError> {
-    let owner = presence_gateway::domain::new_id();
-    let now = Timestamp::now();
-    let project = Project {
-        id: presence_gateway::domain::new_id(),
-        name: "p".into(),
-        created_by: owner,
-        created_at: now,
-        updated_at: now,
-    };
-    let teammate = Teammate::new(project.id, owner, Role::Owner, None);
-    store.create_project(&project, &teammate).await.unwrap();
+    let teammate = common::project_with_owner(store.as_ref()).await;
     let key = PresenceKey {
-        project_id: project.id,
+        project_id: teammate.project_id,
         teammate_id: teammate.id,
     };
     let trackers: Vec<Tracker> = (0..NODES)
         .map(|i| {
             Tracker::new(
-                format!("node{i}-{}", project.id.simple()),
+                format!("node{i}-{}", teammate.project_id.simple()),
                 store.clone(),
                 Duration::ZERO,
                 1000,

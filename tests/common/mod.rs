@@ -552,3 +552,22 @@ impl Agent {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.closed_with()).await;
     }
 }
+
+/// Creates a project directly in `store` and returns its owner teammate (store-level tests).
+pub async fn project_with_owner(
+    store: &dyn presence_gateway::store::Store,
+) -> presence_gateway::domain::Teammate {
+    use presence_gateway::domain::{new_id, Project, Role, Teammate, Timestamp};
+    let owner = new_id();
+    let now = Timestamp::now();
+    let project = Project {
+        id: new_id(),
+        name: "p".into(),
+        created_by: owner,
+        created_at: now,
+        updated_at: now,
+    };
+    let teammate = Teammate::new(project.id, owner, Role::Owner, None);
+    store.create_project(&project, &teammate).await.unwrap();
+    teammate
+}
