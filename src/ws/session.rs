@@ -7,7 +7,7 @@
 
 use super::frames::{self, ClientFrame, FrameError};
 use super::rate::{RateLimiter, Verdict};
-use crate::domain::{Id, PresenceKey, TeammateStatus};
+use crate::domain::{Id, PresenceKey, Teammate};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::presence::UserSlot;
@@ -190,7 +190,7 @@ async fn availability(
             .await
             .map_err(|e| frame_error(e.into()))?
             .into_iter()
-            .filter(|t| t.is_active() && t.status == TeammateStatus::Active)
+            .filter(Teammate::is_active)
             .map(|t| t.project_id)
             .collect(),
     };

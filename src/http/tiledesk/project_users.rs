@@ -12,11 +12,20 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
-/// Renders teammates with their users and presence, in one store round trip for the users.
+/// Renders teammates with their users and presence (one store round trip for each).
 async fn render(state: &AppState, teammates: &[Teammate]) -> Result<Vec<Value>> {
+    let presences = state.presence_of(teammates).await?;
+    render_with(state, teammates, &presences).await
+}
+
+/// Renders teammates whose presence has been read already.
+async fn render_with(
+    state: &AppState,
+    teammates: &[Teammate],
+    presences: &[Presence],
+) -> Result<Vec<Value>> {
     let user_ids: Vec<_> = teammates.iter().map(|t| t.user_id).collect();
     let users = state.store.get_users(&user_ids).await?;
-    let presences = state.presence_of(teammates).await?;
     teammates
         .iter()
         .zip(users.iter())
@@ -112,14 +121,16 @@ pub async fn list(
     access.require(Role::Agent)?;
     let filter = ListFilter::parse(query.as_deref())?;
     let teammates = state.store.list_teammates(access.project.id).await?;
+    // Presence is read once: for the `presencestatus` filter and for rendering.
     let presences = state.presence_of(&teammates).await?;
-    let kept: Vec<Teammate> = teammates
+    let (kept, kept_presences): (Vec<Teammate>, Vec<Presence>) = teammates
         .into_iter()
-        .zip(presences.iter())
+        .zip(presences)
         .filter(|(t, p)| filter.keeps(t, p))
-        .map(|(t, _)| t)
-        .collect();
-    Ok(Json(Value::Array(render(&state, &kept).await?)))
+        .unzip();
+    Ok(Json(Value::Array(
+        render_with(&state, &kept, &kept_presences).await?,
+    )))
 }
 
 pub async fn me(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
