@@ -36,13 +36,12 @@ async fn cluster(nodes: usize, persistent: bool, overrides: &[(&str, &str)]) -> 
         apps.push(spawn_app_with(engine, overrides).await);
     }
     let app = &apps[0];
-    let owner = app.new_user("owner").await;
-    let agent = app.new_user("agent").await;
-    let pid = app.new_project(&owner).await;
-    let puid = app.add_member(&owner, &pid, &agent, "agent").await["_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let common::OwnerAndAgent {
+        owner,
+        agent,
+        pid,
+        puid,
+    } = app.owner_and_agent().await;
     Cluster {
         _redis: redis,
         nodes: apps,

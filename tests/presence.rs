@@ -24,13 +24,12 @@ struct Setup {
 
 async fn setup_with(engine: Engine, overrides: &[(&str, &str)]) -> Setup {
     let app = spawn_app_with(engine, overrides).await;
-    let owner = app.new_user("owner").await;
-    let agent = app.new_user("agent").await;
-    let pid = app.new_project(&owner).await;
-    let puid = app.add_member(&owner, &pid, &agent, "agent").await["_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let common::OwnerAndAgent {
+        owner,
+        agent,
+        pid,
+        puid,
+    } = app.owner_and_agent().await;
     Setup {
         app,
         pid,

@@ -158,7 +158,32 @@ pub struct TestUser {
     pub token: String,
 }
 
+/// An owner and an agent in a fresh project: the starting point of most presence tests.
+pub struct OwnerAndAgent {
+    pub owner: TestUser,
+    pub agent: TestUser,
+    pub pid: String,
+    /// The agent's teammate id.
+    pub puid: String,
+}
+
 impl TestApp {
+    pub async fn owner_and_agent(&self) -> OwnerAndAgent {
+        let owner = self.new_user("owner").await;
+        let agent = self.new_user("agent").await;
+        let pid = self.new_project(&owner).await;
+        let puid = self.add_member(&owner, &pid, &agent, "agent").await["_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        OwnerAndAgent {
+            owner,
+            agent,
+            pid,
+            puid,
+        }
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
