@@ -3,6 +3,7 @@
 
 use crate::auth::{jwt::JwtKeys, random_bytes};
 use crate::config::Config;
+use crate::events::Events;
 use crate::http::{self, state::Shared, AppState};
 use crate::presence::{self, MaintenanceTimings, Tracker};
 use crate::service::{Accounts, Teams};
@@ -34,10 +35,11 @@ impl App {
         let store: Arc<dyn Store> = match &config.redis {
             None => {
                 tracing::info!("using the in-memory engine: one node, nothing persisted");
-                Arc::new(MemoryStore::new())
+                Arc::new(MemoryStore::with_retention(config.event_retention))
             }
             Some(redis) => {
-                let store = RedisStore::connect(&redis.url.0, &redis.prefix, redis.timeout)?;
+                let store = RedisStore::connect(&redis.url.0, &redis.prefix, redis.timeout)?
+                    .with_retention(config.event_retention);
                 match store.ping().await {
                     Ok(()) => tracing::info!(prefix = %redis.prefix, "connected to Redis"),
                     Err(e) => tracing::warn!(
@@ -71,6 +73,12 @@ impl App {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
         })?;
+        let events = Events::new(store.clone());
+        // Fix where this node starts tailing the log now, before any request can change
+        // anything, so that no event between start-up and the tailer's first read is missed.
+        if let Err(e) = events.prepare_tail().await {
+            tracing::warn!(error = %e, "cannot read the event log yet; will tail from its end");
+        }
         let (stop, stopped) = watch::channel(false);
         let state = AppState::new(Shared {
             config,
@@ -78,6 +86,7 @@ impl App {
             accounts,
             teams,
             tracker,
+            events,
             metrics: crate::telemetry::metrics_handle(),
             shutdown: stopped,
         });
@@ -124,6 +133,7 @@ impl App {
             MaintenanceTimings::new(state.config.node_ttl),
             stop.subscribe(),
         ));
+        let tailer = tokio::spawn(state.events.clone().run_tailer(stop.subscribe()));
         // Trailing slashes are trimmed before routing: Tiledesk clients call both
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.
         let service = NormalizePathLayer::trim_trailing_slash().layer(router);
@@ -136,6 +146,7 @@ impl App {
             .await?;
         let _ = stop.send(true);
         let _ = maintenance.await;
+        let _ = tailer.await;
 
         let tracker = &state.tracker;
         let started = Instant::now();

@@ -63,6 +63,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "max_connections_per_user",
         "live agent sockets one user may hold on one node",
     ),
+    (
+        "event_retention",
+        "events kept in the log for replay (`since`, `Last-Event-ID`)",
+    ),
     ("log_format", "`pretty` for humans or `json` for machines"),
     (
         "log_level",
@@ -123,6 +127,8 @@ pub struct Config {
     pub heartbeat: Duration,
     pub webhook: WebhookConfig,
     pub max_connections_per_user: u32,
+    /// Events kept in the log; a resume point older than that gets a resync snapshot.
+    pub event_retention: usize,
     pub log_format: LogFormat,
     pub log_level: String,
 }
@@ -355,6 +361,12 @@ impl Values {
             .ok_or_else(|| {
                 self.invalid("max_connections_per_user", "a whole number, at least 1")
             })?;
+        let event_retention = self
+            .string("event_retention")?
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| self.invalid("event_retention", "a whole number, at least 1"))?;
         let log_format = match self.string("log_format")?.as_str() {
             "pretty" => LogFormat::Pretty,
             "json" => LogFormat::Json,
@@ -379,6 +391,7 @@ impl Values {
                 allow_private: self.bool("webhook_allow_private")?,
             },
             max_connections_per_user,
+            event_retention,
             log_format,
             log_level,
         })

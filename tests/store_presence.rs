@@ -5,8 +5,8 @@ mod common;
 
 use common::Engine;
 use presence_gateway::domain::{
-    Edge, PresenceKey, PresenceStatus, PresenceWrite, Role, SettleOutcome, Teammate,
-    TeammateStatus, Transition, WriteOutcome,
+    Edge, EventType, LogPosition, PresenceKey, PresenceStatus, PresenceWrite, Role, SettleOutcome,
+    Teammate, TeammateStatus, Transition, WriteOutcome,
 };
 use presence_gateway::store::{MemoryStore, RedisStore, Store};
 use std::sync::Arc;
@@ -137,7 +137,7 @@ async fn inactive_teammates_do_not_count(engine: Engine) {
     other.version = 1;
     f.store.insert_teammate(&other).await.unwrap();
     f.store
-        .update_teammate(&disabled, f.teammate.version)
+        .update_teammate(&disabled, f.teammate.version, EventType::Disable)
         .await
         .unwrap();
     assert_eq!(
@@ -255,16 +255,47 @@ async fn reaping_respects_a_running_grace_period(engine: Engine) {
     );
 }
 
-async fn clearing_drops_every_count(engine: Engine) {
+async fn deactivating_drops_every_count_in_the_same_event(engine: Engine) {
     let f = fixture(engine).await;
+    let mut other = Teammate::new(
+        f.key.project_id,
+        presence_gateway::domain::new_id(),
+        Role::Owner,
+        None,
+    );
+    other.version = 1;
+    f.store.insert_teammate(&other).await.unwrap();
     f.put("a", 1, 1, Edge::Connect, GRACE).await;
     f.put("b", 1, 3, Edge::Connect, GRACE).await;
-    assert_eq!(
-        f.store.clear_presence(f.key).await.unwrap(),
-        Some(Transition::Offline)
-    );
+    let mut disabled = f.teammate.clone();
+    disabled.status = TeammateStatus::Disabled;
+    disabled.version += 1;
+    f.store
+        .update_teammate(&disabled, f.teammate.version, EventType::Disable)
+        .await
+        .unwrap();
     assert_eq!(f.status().await, (PresenceStatus::Offline, 0));
-    assert_eq!(f.store.clear_presence(f.key).await.unwrap(), None);
+    let events = f
+        .store
+        .read_events(LogPosition::START, 100, Duration::ZERO)
+        .await
+        .unwrap();
+    let mine: Vec<_> = events.iter().filter(|e| e.key == f.key).collect();
+    let types: Vec<_> = mine.iter().map(|e| e.event_type).collect();
+    // One event per change: going offline is part of the disable, not an event of its own.
+    assert_eq!(types, [EventType::PresenceOnline, EventType::Disable]);
+    let disable = mine[1];
+    assert_eq!(disable.presence.status, PresenceStatus::Offline);
+    let before = disable.presence_before.as_ref().expect("presence changed");
+    assert_eq!(
+        (before.status, before.connections),
+        (PresenceStatus::Online, 4)
+    );
+    assert!(mine[0].seq < disable.seq);
+    assert_eq!(
+        f.put("a", 2, 1, Edge::Connect, GRACE).await,
+        WriteOutcome::Inactive
+    );
 }
 
 engine_tests!(
@@ -273,5 +304,5 @@ engine_tests!(
     the_grace_period_runs_in_the_store,
     dead_nodes_are_reaped_once,
     reaping_respects_a_running_grace_period,
-    clearing_drops_every_count,
+    deactivating_drops_every_count_in_the_same_event,
 );

@@ -5,6 +5,7 @@
 //! family (Tiledesk, Dixa, Desk) share one definition of "what a teammate is".
 
 mod api_key;
+mod event;
 mod invitation;
 mod presence;
 mod project;
@@ -12,8 +13,10 @@ mod role;
 mod teammate;
 mod time;
 mod user;
+mod webhook;
 
 pub use api_key::ApiKey;
+pub use event::{EventIds, EventType, LogPosition, LoggedEvent, UnknownEventType};
 pub use invitation::PendingInvitation;
 pub use presence::{Edge, PresenceKey, PresenceWrite, SettleOutcome, Transition, WriteOutcome};
 pub use project::Project;
@@ -21,6 +24,7 @@ pub use role::{ParseRoleError, Role};
 pub use teammate::{Presence, PresenceStatus, Teammate, TeammateStatus};
 pub use time::Timestamp;
 pub use user::User;
+pub use webhook::{Attempt, Delivery, DeliveryState, EventFilter, Subscription};
 
 /// Every identifier in the gateway is a UUID (v4), rendered as a hyphenated string.
 pub type Id = uuid::Uuid;

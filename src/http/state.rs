@@ -1,6 +1,7 @@
 use crate::config::Config;
 use crate::domain::{Presence, Teammate};
 use crate::error::Result;
+use crate::events::Events;
 use crate::presence::Tracker;
 use crate::service::{Accounts, Teams};
 use crate::store::Store;
@@ -19,6 +20,7 @@ pub struct Shared {
     pub accounts: Accounts,
     pub teams: Teams,
     pub tracker: Tracker,
+    pub events: Events,
     pub metrics: PrometheusHandle,
     /// Turns true when the node shuts down: agent sockets close with 1012.
     pub shutdown: watch::Receiver<bool>,

@@ -5,5 +5,4 @@ mod maintenance;
 mod tracker;
 
 pub use maintenance::{renew_lease, run_maintenance, MaintenanceTimings};
-pub(crate) use tracker::record_transition;
 pub use tracker::{Registration, TooManyConnections, Tracker, UserSlot};

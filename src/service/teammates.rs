@@ -6,8 +6,7 @@
 
 use super::{Access, Principal};
 use crate::domain::{
-    self, PendingInvitation, PresenceKey, Project, Role, Teammate, TeammateStatus, Timestamp,
-    Transition, User,
+    self, EventType, PendingInvitation, Project, Role, Teammate, TeammateStatus, Timestamp, User,
 };
 use crate::error::{Error, Result};
 use crate::store::{Store, StoreError};
@@ -151,7 +150,7 @@ impl Teams {
                 Some(existing) => {
                     // Reactivate the disabled or trashed teammate instead of adding a second one.
                     let (_, teammate) = self
-                        .mutate(existing.project_id, existing.id, |t| {
+                        .mutate(existing.project_id, existing.id, EventType::Invite, |t| {
                             if t.is_active() {
                                 return Err(Error::Forbidden {
                                     msg: "this user is already a member of the project".into(),
@@ -196,7 +195,7 @@ impl Teams {
             ..patch
         };
         let (_, after) = self
-            .mutate(own.project_id, own.id, |t| {
+            .mutate(own.project_id, own.id, UPDATE, |t| {
                 apply_patch(access.role, t, &patch)
             })
             .await?;
@@ -212,7 +211,7 @@ impl Teams {
     ) -> Result<Teammate> {
         access.require(Role::Admin)?;
         let (_, after) = self
-            .mutate(access.project.id, teammate_id, |t| {
+            .mutate(access.project.id, teammate_id, UPDATE, |t| {
                 apply_patch(access.role, t, &patch)
             })
             .await?;
@@ -230,8 +229,12 @@ impl Teams {
         access.require(Role::Admin)?;
         let project_id = access.project.id;
         if mode != RemoveMode::Delete {
+            let event = match mode {
+                RemoveMode::Disable => EventType::Disable,
+                _ => EventType::Delete,
+            };
             let (_, after) = self
-                .mutate(project_id, teammate_id, |t| {
+                .mutate(project_id, teammate_id, event, |t| {
                     guard_owner_change(access.role, t)?;
                     match mode {
                         RemoveMode::Disable => {
@@ -249,10 +252,7 @@ impl Teams {
             let current = self.load(project_id, teammate_id).await?;
             guard_owner_change(access.role, &current)?;
             match self.store.delete_teammate(&current, current.version).await {
-                Ok(()) => {
-                    self.forget_presence(&current).await;
-                    return Ok(current);
-                }
+                Ok(()) => return Ok(current),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(Error::not_found("teammate")),
                 Err(e) => return Err(e.into()),
@@ -267,7 +267,7 @@ impl Teams {
     pub async fn restore(&self, access: &Access, teammate_id: domain::Id) -> Result<Teammate> {
         access.require(Role::Admin)?;
         let (_, after) = self
-            .mutate(access.project.id, teammate_id, |t| {
+            .mutate(access.project.id, teammate_id, EventType::Restore, |t| {
                 if !t.trashed {
                     return Err(Error::bad_request("the teammate is not trashed"));
                 }
@@ -288,14 +288,18 @@ impl Teams {
     }
 
     /// Read, apply `change`, and write back under the version check, retrying when another
-    /// writer got there first. A change that alters nothing writes nothing.
+    /// writer got there first. A change that alters nothing writes nothing (and emits nothing);
+    /// any other change appends exactly one event, of the type `event` names (the store does
+    /// that in the same atomic step as the write).
     /// Returns the teammate before and after.
     async fn mutate(
         &self,
         project_id: domain::Id,
         teammate_id: domain::Id,
+        event: impl Into<EventKind>,
         change: impl Fn(&mut Teammate) -> Result<()>,
     ) -> Result<(Teammate, Teammate)> {
+        let event = event.into();
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let before = self.load(project_id, teammate_id).await?;
             let mut after = before.clone();
@@ -305,13 +309,16 @@ impl Teams {
             }
             after.version = before.version + 1;
             after.updated_at = Timestamp::now();
-            match self.store.update_teammate(&after, before.version).await {
-                Ok(()) => {
-                    if before.is_active() && !after.is_active() {
-                        self.forget_presence(&after).await;
-                    }
-                    return Ok((before, after));
-                }
+            let event_type = match event {
+                EventKind::Fixed(t) => t,
+                EventKind::Classified => classify_update(&before, &after),
+            };
+            match self
+                .store
+                .update_teammate(&after, before.version, event_type)
+                .await
+            {
+                Ok(()) => return Ok((before, after)),
                 Err(StoreError::Conflict) => continue,
                 Err(StoreError::NotFound) => return Err(Error::not_found("teammate")),
                 Err(e) => return Err(e.into()),
@@ -323,23 +330,41 @@ impl Teams {
     }
 }
 
-impl Teams {
-    /// A removed, disabled or trashed teammate's connections stop counting at once, on every
-    /// node: the store drops all counts, and refuses further ones while it is inactive.
-    async fn forget_presence(&self, teammate: &Teammate) {
-        let key = PresenceKey {
-            project_id: teammate.project_id,
-            teammate_id: teammate.id,
-        };
-        match self.store.clear_presence(key).await {
-            Ok(Some(Transition::Offline)) => {
-                crate::presence::record_transition(key, Transition::Offline)
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(%key, error = %e, "cannot clear the presence of a removed teammate")
-            }
-        }
+/// Which event a teammate change emits.
+#[derive(Clone, Copy, Debug)]
+enum EventKind {
+    Fixed(EventType),
+    /// Decided from what changed ([`classify_update`]).
+    Classified,
+}
+
+impl From<EventType> for EventKind {
+    fn from(t: EventType) -> Self {
+        EventKind::Fixed(t)
+    }
+}
+
+/// Updates through the `PUT` routes and the socket's `availability` frame.
+const UPDATE: EventKind = EventKind::Classified;
+
+/// The event of an update (CONTRACT §5, §9): turning a teammate's status to disabled is a
+/// `project_user.disable`; a change of `user_available` and/or `profileStatus` alone is an
+/// `availability.update`; anything else is a `project_user.update`.
+fn classify_update(before: &Teammate, after: &Teammate) -> EventType {
+    if before.status == TeammateStatus::Active && after.status == TeammateStatus::Disabled {
+        return EventType::Disable;
+    }
+    let availability_only = Teammate {
+        user_available: before.user_available,
+        profile_status: before.profile_status.clone(),
+        updated_at: before.updated_at,
+        version: before.version,
+        ..after.clone()
+    } == *before;
+    if availability_only {
+        EventType::AvailabilityUpdate
+    } else {
+        EventType::Update
     }
 }
 
@@ -427,6 +452,25 @@ mod tests {
         };
         assert!(apply_patch(Role::Admin, &mut t, &demote).is_err());
         assert!(apply_patch(Role::Owner, &mut t, &demote).is_ok());
+    }
+
+    #[test]
+    fn updates_are_classified_by_what_changed() {
+        let before = teammate(Role::Agent);
+        let mut after = before.clone();
+        after.version += 1;
+        after.user_available = false;
+        after.profile_status = "lunch".into();
+        assert_eq!(
+            classify_update(&before, &after),
+            EventType::AvailabilityUpdate
+        );
+        after.max_served_chat = 3;
+        assert_eq!(classify_update(&before, &after), EventType::Update);
+        let mut disabled = before.clone();
+        disabled.status = TeammateStatus::Disabled;
+        disabled.user_available = false;
+        assert_eq!(classify_update(&before, &disabled), EventType::Disable);
     }
 
     #[test]

@@ -14,8 +14,9 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::domain::{
-    ApiKey, Id, PendingInvitation, Presence, PresenceKey, PresenceWrite, Project, SettleOutcome,
-    Teammate, Transition, User, WriteOutcome,
+    ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
+    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Teammate, Timestamp,
+    Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
 use std::time::Duration;
@@ -78,12 +79,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<Teammate>>;
     /// Every membership of a user, in any state.
     async fn list_user_teammates(&self, user_id: Id) -> StoreResult<Vec<Teammate>>;
-    /// Inserts a teammate; `Conflict` if the user already has one in that project.
+    /// Inserts a teammate; `Conflict` if the user already has one in that project. Appends a
+    /// `project_user.invite` event in the same step.
     async fn insert_teammate(&self, teammate: &Teammate) -> StoreResult<()>;
     /// Replaces a teammate if the stored version equals `expected_version` (else `Conflict`,
     /// `NotFound` if it is gone). `LastOwner` if it would leave the project without an owner.
-    async fn update_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()>;
-    /// Removes a teammate for good, with the same version and last-owner checks.
+    /// Appends one event of type `event` in the same step. A teammate that stops being active
+    /// loses every node's connection count at once (its presence turns offline as part of this
+    /// change, not as an event of its own).
+    async fn update_teammate(
+        &self,
+        teammate: &Teammate,
+        expected_version: u64,
+        event: EventType,
+    ) -> StoreResult<()>;
+    /// Removes a teammate for good, with the same checks; appends `project_user.delete`.
     async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()>;
 
     // ---- pending invitations -------------------------------------------------------------------
@@ -123,9 +133,6 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_presence(&self, key: PresenceKey) -> StoreResult<SettleOutcome>;
     /// Teammates (cluster-wide) whose grace period is over, at most `limit`.
     async fn due_presence(&self, limit: usize) -> StoreResult<Vec<PresenceKey>>;
-    /// Forgets every node's count of a teammate that stopped being active; `Some(Offline)` if
-    /// that turned it offline.
-    async fn clear_presence(&self, key: PresenceKey) -> StoreResult<Option<Transition>>;
     /// The live presence of each teammate, in order.
     async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>>;
 
@@ -139,4 +146,75 @@ pub trait Store: Send + Sync + 'static {
     /// once, unless they are in a grace period (which then runs its course). Idempotent: two
     /// nodes reaping the same dead node produce each transition once.
     async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>>;
+
+    // ---- the event log (see `domain::event`) --------------------------------------------------
+    // Every write above that changes a teammate or its presence status appends exactly one event
+    // in the same atomic step.
+
+    /// The random salt of this deployment's event ids, created on first use.
+    async fn event_salt(&self) -> StoreResult<u64>;
+    /// The oldest and newest retained positions; `None` while the log is empty.
+    async fn log_bounds(&self) -> StoreResult<Option<(LogPosition, LogPosition)>>;
+    /// Up to `limit` events after `after`, oldest first. With a non-zero `wait`, waits up to that
+    /// long for the first one (this is how every node tails the log).
+    async fn read_events(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>>;
+
+    // ---- webhook consumption: one consumer group over the log, shared by all nodes ------------
+
+    /// New events for `consumer`. Each event goes to one consumer of the group and stays pending
+    /// until its deliveries are stored ([`Store::enqueue_deliveries`]).
+    async fn consume_events(
+        &self,
+        consumer: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>>;
+    /// Takes over events that another consumer received but did not acknowledge for `idle` (it
+    /// died). The memory engine has one node and never has any.
+    async fn claim_stale_events(
+        &self,
+        consumer: &str,
+        idle: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedEvent>>;
+
+    // ---- webhook subscriptions -----------------------------------------------------------------
+    /// Inserts or replaces a subscription.
+    async fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()>;
+    async fn list_subscriptions(&self, project_id: Id) -> StoreResult<Vec<Subscription>>;
+    async fn get_subscription(&self, project_id: Id, id: Id) -> StoreResult<Option<Subscription>>;
+    /// `false` if there was no such subscription.
+    async fn delete_subscription(&self, project_id: Id, id: Id) -> StoreResult<bool>;
+
+    // ---- webhook deliveries: a durable schedule any node can work on ---------------------------
+    /// Stores new deliveries, leased to the caller until `lease_until`, and acknowledges the
+    /// events they were made from, in one step: from here on the deliveries survive the node.
+    async fn enqueue_deliveries(
+        &self,
+        deliveries: &[Delivery],
+        lease_until: Timestamp,
+        acknowledge: &[LogPosition],
+    ) -> StoreResult<()>;
+    /// Leases up to `limit` deliveries that are due at `now` (a new attempt, or a lease that ran
+    /// out because its node died) to the caller until `lease_until`.
+    async fn lease_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// Records a delivery's progress: still pending (next attempt at `next_attempt`) or ended
+    /// (`None`: removed from the schedule and added to the project's history).
+    async fn save_delivery(
+        &self,
+        delivery: &Delivery,
+        next_attempt: Option<Timestamp>,
+    ) -> StoreResult<()>;
+    /// The project's ended deliveries, newest first, at most `limit`.
+    async fn delivery_history(&self, project_id: Id, limit: usize) -> StoreResult<Vec<Delivery>>;
 }

@@ -110,6 +110,23 @@ pub fn error(e: &FrameError, topic: Option<&str>) -> String {
     json!({"action": "error", "payload": payload}).to_string()
 }
 
+pub fn subscribed(topic: &str) -> String {
+    json!({"action": "subscribed", "payload": {"topic": topic}}).to_string()
+}
+
+pub fn unsubscribed(topic: &str) -> String {
+    json!({"action": "unsubscribed", "payload": {"topic": topic}}).to_string()
+}
+
+/// The `CREATE` snapshot sent after `subscribed`; `resync` when a resume point was lost.
+pub fn snapshot(topic: &str, message: Value, resync: bool) -> String {
+    let mut payload = json!({"topic": topic, "method": "CREATE", "message": message});
+    if resync {
+        payload["resync"] = json!(true);
+    }
+    json!({"action": "publish", "payload": payload}).to_string()
+}
+
 pub fn availability(project_id: &str, user_available: bool, profile_status: &str) -> String {
     json!({"action": "availability", "payload": {
         "project_id": project_id,

@@ -6,6 +6,7 @@
 mod frames;
 mod rate;
 pub mod session;
+mod topics;
 
 use crate::domain::{Id, PresenceKey};
 use crate::error::Error;
@@ -124,8 +125,13 @@ async fn handshake(state: AppState, request: Request) -> Result<Response, Error>
             return Ok((StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response());
         }
     };
+    let api_key = match principal {
+        Principal::ApiKey(key) => Some(Box::new(key)),
+        Principal::User(_) => None,
+    };
     let setup = SessionSetup {
         user_id,
+        api_key,
         project_id: options.project_id,
         channel: options.channel,
         keys,

@@ -7,7 +7,8 @@
 
 use super::frames::{self, ClientFrame, FrameError};
 use super::rate::{RateLimiter, Verdict};
-use crate::domain::{Id, PresenceKey, Teammate};
+use super::topics::{self, SocketCaller, Subscriptions};
+use crate::domain::{ApiKey, Id, PresenceKey, Teammate};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::presence::UserSlot;
@@ -24,11 +25,16 @@ pub mod close_code {
     pub const TOO_BIG: u16 = 1009;
     /// The node is shutting down: reconnect (to another node) within the grace period.
     pub const RESTART: u16 = 1012;
+    /// The socket did not read its topics' events fast enough and was dropped; reconnect and
+    /// resume with `since`.
+    pub const SLOW_CONSUMER: u16 = 1013;
 }
 
 /// Who is on the socket and what it counts for. Kept small: an idle socket holds only this.
 pub struct SessionSetup {
     pub user_id: Option<Id>,
+    /// The API key, for key sockets (boxed: user sockets, the many, pay one pointer).
+    pub api_key: Option<Box<ApiKey>>,
     /// `project_id` of the handshake, if any.
     pub project_id: Option<Id>,
     pub channel: String,
@@ -40,6 +46,7 @@ pub struct SessionSetup {
 pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
     let SessionSetup {
         user_id,
+        api_key,
         project_id,
         channel,
         keys,
@@ -60,8 +67,18 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
     let mut shutdown = state.shutdown.clone();
     let mut last_heard = Instant::now();
     let mut limiter = RateLimiter::new(last_heard);
+    let caller = SocketCaller { user_id, api_key };
+    let mut subscriptions: Option<Box<Subscriptions>> = None;
     let closing = loop {
         tokio::select! {
+            frame = topics::next(&mut subscriptions) => {
+                let Some(frame) = frame else {
+                    break Some((close_code::SLOW_CONSUMER, "slow consumer: resume with since"));
+                };
+                if send(&mut socket, frame.to_string()).await.is_err() {
+                    break None;
+                }
+            }
             message = socket.recv() => {
                 let message = match message {
                     None => break None,
@@ -96,7 +113,10 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                         &FrameError::new("invalid_frame", "binary frames are not supported"),
                         None,
                     )],
-                    Some(text) => Box::pin(handle(&state, user_id, project_id, text.as_str())).await,
+                    Some(text) => {
+                        Box::pin(handle(&state, &caller, &mut subscriptions, project_id, text.as_str()))
+                            .await
+                    }
                 };
                 let mut failed = false;
                 for frame in reply {
@@ -143,19 +163,20 @@ async fn send(socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {
 /// Answers one text frame with zero or more frames.
 async fn handle(
     state: &AppState,
-    user_id: Option<Id>,
+    caller: &SocketCaller,
+    subscriptions: &mut Option<Box<Subscriptions>>,
     project_id: Option<Id>,
     text: &str,
 ) -> Vec<String> {
     match frames::parse(text) {
         Err(e) => vec![frames::error(&e, None)],
         Ok(ClientFrame::Heartbeat) => vec![frames::heartbeat("pong")],
-        Ok(ClientFrame::Subscribe { topic, .. } | ClientFrame::Unsubscribe { topic }) => {
-            let e = FrameError::new("not_supported", "topic subscriptions are not available yet");
-            vec![frames::error(&e, Some(&topic))]
+        Ok(ClientFrame::Subscribe { topic, since }) => {
+            topics::subscribe(state, caller, subscriptions, &topic, since.as_deref()).await
         }
+        Ok(ClientFrame::Unsubscribe { topic }) => topics::unsubscribe(subscriptions, &topic),
         Ok(ClientFrame::Availability(payload)) => {
-            match availability(state, user_id, project_id, payload).await {
+            match availability(state, caller.user_id, project_id, payload).await {
                 Ok(frames) => frames,
                 Err(e) => vec![frames::error(&e, None)],
             }
@@ -224,7 +245,7 @@ async fn availability(
     Ok(replies)
 }
 
-fn frame_error(e: Error) -> FrameError {
+pub(super) fn frame_error(e: Error) -> FrameError {
     let code = match &e {
         Error::BadRequest(_) | Error::Unprocessable(_) | Error::PayloadTooLarge => {
             "invalid_payload"

@@ -2,7 +2,7 @@
 
 mod auth;
 mod keys;
-mod project_users;
+pub(crate) mod project_users;
 mod projects;
 mod users;
 pub mod views;

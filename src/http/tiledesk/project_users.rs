@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// Renders teammates with their users and presence (one store round trip for each).
-async fn render(state: &AppState, teammates: &[Teammate]) -> Result<Vec<Value>> {
+pub(crate) async fn render(state: &AppState, teammates: &[Teammate]) -> Result<Vec<Value>> {
     let presences = state.presence_of(teammates).await?;
     render_with(state, teammates, &presences).await
 }

@@ -93,6 +93,18 @@ pub struct PresenceView<'a> {
     pub last_seen_at: Option<Timestamp>,
 }
 
+impl<'a> From<&'a Presence> for PresenceView<'a> {
+    fn from(presence: &'a Presence) -> Self {
+        PresenceView {
+            status: presence.status.as_str(),
+            changed_at: presence.changed_at,
+            connections: presence.connections,
+            channels: &presence.channels,
+            last_seen_at: presence.last_seen_at,
+        }
+    }
+}
+
 /// The teammate (`project_user`) JSON: every field present, as CONTRACT §3 lists them.
 #[derive(Serialize)]
 pub struct TeammateView<'a> {
@@ -147,13 +159,7 @@ impl<'a> TeammateView<'a> {
             status: t.status.as_str(),
             trashed: t.trashed,
             is_authenticated: user.is_some(),
-            presence: PresenceView {
-                status: presence.status.as_str(),
-                changed_at: presence.changed_at,
-                connections: presence.connections,
-                channels: &presence.channels,
-                last_seen_at: presence.last_seen_at,
-            },
+            presence: PresenceView::from(presence),
             attributes: &t.attributes,
             tags: &t.tags,
             settings: &t.settings,

@@ -4,24 +4,36 @@
 //! and releases it before returning, so each call is atomic exactly as the Redis engine's scripts
 //! are. The lock is never held across an `.await` (enforced by `clippy.toml`).
 
+mod events;
 mod presence;
 
 use super::{FailedSignins, Store, StoreError, StoreResult};
 use crate::domain::{
-    ApiKey, Id, PendingInvitation, Presence, PresenceKey, PresenceWrite, Project, SettleOutcome,
-    Teammate, Transition, User, WriteOutcome,
+    ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
+    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Teammate, Timestamp,
+    Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 
-#[derive(Default)]
+/// Events kept when no retention is given (the default of `event_retention`).
+const DEFAULT_RETENTION: usize = 100_000;
+
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Woken after every append, for tailers waiting in `read_events`/`consume_events`.
+    appended: Notify,
 }
 
-#[derive(Default)]
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_retention(DEFAULT_RETENTION)
+    }
+}
+
 struct State {
     users: HashMap<Id, User>,
     user_by_email: HashMap<String, Id>,
@@ -38,11 +50,66 @@ struct State {
     api_key_by_hash: HashMap<String, Id>,
     failed_signins: HashMap<String, (u64, Instant, Duration)>,
     presence: presence::PresenceState,
+    log: events::EventLog,
+    /// project id -> subscription id -> subscription
+    subscriptions: HashMap<Id, HashMap<Id, Subscription>>,
+    deliveries: events::DeliveryQueue,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An engine whose event log keeps the last `retention` events.
+    pub fn with_retention(retention: usize) -> Self {
+        MemoryStore {
+            state: Mutex::new(State {
+                users: Default::default(),
+                user_by_email: Default::default(),
+                projects: Default::default(),
+                teammates: Default::default(),
+                teammate_by_user: Default::default(),
+                user_projects: Default::default(),
+                invitations: Default::default(),
+                api_keys: Default::default(),
+                api_key_by_hash: Default::default(),
+                failed_signins: Default::default(),
+                presence: Default::default(),
+                log: events::EventLog::new(retention),
+                subscriptions: Default::default(),
+                deliveries: Default::default(),
+            }),
+            appended: Notify::new(),
+        }
+    }
+
+    /// Runs `f` under the lock, then wakes the log's tailers (`f` may have appended).
+    fn write<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let result = f(&mut self.lock());
+        self.appended.notify_waiters();
+        result
+    }
+
+    /// Reads the log with `read`; with a `wait`, sleeps until an append if it found nothing.
+    async fn wait_for_events(
+        &self,
+        wait: Duration,
+        mut read: impl FnMut(&mut State) -> Vec<LoggedEvent>,
+    ) -> Vec<LoggedEvent> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let events = read(&mut self.lock());
+            if !events.is_empty() || wait.is_zero() {
+                return events;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Vec::new();
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -86,6 +153,36 @@ impl State {
             .get(&key.project_id)
             .and_then(|m| m.get(&key.teammate_id))
             .is_some_and(Teammate::is_active)
+    }
+
+    fn teammate(&self, key: &PresenceKey) -> Option<&Teammate> {
+        self.teammates.get(&key.project_id)?.get(&key.teammate_id)
+    }
+
+    /// A teammate that stopped being active loses every node's count; its presence before, if
+    /// that changed it.
+    fn forget_presence(&mut self, current: &Teammate) -> Option<Presence> {
+        let before = self.presence.read_one(current);
+        self.presence.clear(key_of(current))?;
+        Some(before)
+    }
+
+    /// Appends the event of a presence transition the presence state just made.
+    fn log_transition(&mut self, key: &PresenceKey, transition: Transition, before: Presence) {
+        let Some(teammate) = self.teammate(key).cloned() else {
+            return;
+        };
+        let after = self.presence.read_one(&teammate);
+        let event_type = match transition {
+            Transition::Online => EventType::PresenceOnline,
+            Transition::Offline => EventType::PresenceOffline,
+        };
+        self.log
+            .append(event_type, &teammate, None, after, Some(before));
+    }
+
+    fn presence_of(&self, key: &PresenceKey) -> Option<Presence> {
+        Some(self.presence.read_one(self.teammate(key)?))
     }
 
     fn add_teammate(&mut self, teammate: &Teammate) {
@@ -214,21 +311,49 @@ impl Store for MemoryStore {
             return Err(StoreError::Conflict);
         }
         s.add_teammate(teammate);
+        let presence = s.presence.read_one(teammate);
+        s.log
+            .append(EventType::Invite, teammate, None, presence, None);
+        drop(s);
+        self.appended.notify_waiters();
         Ok(())
     }
 
-    async fn update_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
-        let mut s = self.lock();
-        let current = s.stored_teammate(teammate, expected_version)?;
-        s.check_last_owner(current, Some(teammate))?;
-        s.add_teammate(teammate);
-        Ok(())
+    async fn update_teammate(
+        &self,
+        teammate: &Teammate,
+        expected_version: u64,
+        event: EventType,
+    ) -> StoreResult<()> {
+        self.write(|s| {
+            let current = s.stored_teammate(teammate, expected_version)?.clone();
+            s.check_last_owner(&current, Some(teammate))?;
+            s.add_teammate(teammate);
+            let presence_before = if current.is_active() && !teammate.is_active() {
+                s.forget_presence(&current)
+            } else {
+                None
+            };
+            let presence = s.presence.read_one(teammate);
+            s.log
+                .append(event, teammate, Some(&current), presence, presence_before);
+            Ok(())
+        })
     }
 
     async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
         let mut s = self.lock();
-        let current = s.stored_teammate(teammate, expected_version)?;
-        s.check_last_owner(current, None)?;
+        let current = s.stored_teammate(teammate, expected_version)?.clone();
+        s.check_last_owner(&current, None)?;
+        let presence_before = s.forget_presence(&current);
+        let presence = s.presence.read_one(&current);
+        s.log.append(
+            EventType::Delete,
+            &current,
+            Some(&current),
+            presence,
+            presence_before,
+        );
         if let Some(m) = s.teammates.get_mut(&teammate.project_id) {
             m.remove(&teammate.id);
         }
@@ -237,6 +362,8 @@ impl Store for MemoryStore {
         if let Some(projects) = s.user_projects.get_mut(&teammate.user_id) {
             projects.retain(|p| *p != teammate.project_id);
         }
+        drop(s);
+        self.appended.notify_waiters();
         Ok(())
     }
 
@@ -358,21 +485,30 @@ impl Store for MemoryStore {
         write: &PresenceWrite,
         grace: Duration,
     ) -> StoreResult<WriteOutcome> {
-        let mut s = self.lock();
-        let active = s.is_active(&write.key);
-        Ok(s.presence.write(write, active, grace))
+        Ok(self.write(|s| {
+            let active = s.is_active(&write.key);
+            let before = s.presence_of(&write.key);
+            let outcome = s.presence.write(write, active, grace);
+            if let (WriteOutcome::Transition(t), Some(before)) = (outcome, before) {
+                s.log_transition(&write.key, t, before);
+            }
+            outcome
+        }))
     }
 
     async fn settle_presence(&self, key: PresenceKey) -> StoreResult<SettleOutcome> {
-        Ok(self.lock().presence.settle(key))
+        Ok(self.write(|s| {
+            let before = s.presence_of(&key);
+            let outcome = s.presence.settle(key);
+            if let (SettleOutcome::Offline, Some(before)) = (outcome, before) {
+                s.log_transition(&key, Transition::Offline, before);
+            }
+            outcome
+        }))
     }
 
     async fn due_presence(&self, limit: usize) -> StoreResult<Vec<PresenceKey>> {
         Ok(self.lock().presence.due(limit))
-    }
-
-    async fn clear_presence(&self, key: PresenceKey) -> StoreResult<Option<Transition>> {
-        Ok(self.lock().presence.clear(key))
     }
 
     async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>> {
@@ -388,6 +524,142 @@ impl Store for MemoryStore {
     }
 
     async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>> {
-        Ok(self.lock().presence.reap(node_id))
+        Ok(self.write(|s| {
+            let before: HashMap<PresenceKey, Presence> = s
+                .presence
+                .keys_of(node_id)
+                .into_iter()
+                .filter_map(|key| Some((key, s.presence_of(&key)?)))
+                .collect();
+            let transitions = s.presence.reap(node_id);
+            for (key, transition) in &transitions {
+                if let Some(before) = before.get(key) {
+                    s.log_transition(key, *transition, before.clone());
+                }
+            }
+            transitions
+        }))
+    }
+
+    async fn event_salt(&self) -> StoreResult<u64> {
+        Ok(self.lock().log.salt)
+    }
+
+    async fn log_bounds(&self) -> StoreResult<Option<(LogPosition, LogPosition)>> {
+        Ok(self.lock().log.bounds())
+    }
+
+    async fn read_events(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        Ok(self
+            .wait_for_events(wait, |s| s.log.after(after, limit))
+            .await)
+    }
+
+    async fn consume_events(
+        &self,
+        _consumer: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        Ok(self.wait_for_events(wait, |s| s.log.consume(limit)).await)
+    }
+
+    async fn claim_stale_events(
+        &self,
+        _consumer: &str,
+        _idle: Duration,
+        _limit: usize,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        Ok(Vec::new())
+    }
+
+    async fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
+        self.lock()
+            .subscriptions
+            .entry(subscription.project_id)
+            .or_default()
+            .insert(subscription.id, subscription.clone());
+        Ok(())
+    }
+
+    async fn list_subscriptions(&self, project_id: Id) -> StoreResult<Vec<Subscription>> {
+        let s = self.lock();
+        let mut list: Vec<Subscription> = s
+            .subscriptions
+            .get(&project_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|s| (s.created_at, s.id));
+        Ok(list)
+    }
+
+    async fn get_subscription(&self, project_id: Id, id: Id) -> StoreResult<Option<Subscription>> {
+        let s = self.lock();
+        Ok(s.subscriptions
+            .get(&project_id)
+            .and_then(|m| m.get(&id))
+            .cloned())
+    }
+
+    async fn delete_subscription(&self, project_id: Id, id: Id) -> StoreResult<bool> {
+        let mut s = self.lock();
+        Ok(s.subscriptions
+            .get_mut(&project_id)
+            .and_then(|m| m.remove(&id))
+            .is_some())
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        deliveries: &[Delivery],
+        lease_until: Timestamp,
+        _acknowledge: &[LogPosition],
+    ) -> StoreResult<()> {
+        let mut s = self.lock();
+        for d in deliveries {
+            s.deliveries.schedule(d.clone(), lease_until.as_millis());
+        }
+        Ok(())
+    }
+
+    async fn lease_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        Ok(self
+            .lock()
+            .deliveries
+            .lease_due(now.as_millis(), lease_until.as_millis(), limit))
+    }
+
+    async fn save_delivery(
+        &self,
+        delivery: &Delivery,
+        next_attempt: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        let mut s = self.lock();
+        match next_attempt {
+            Some(at) => s.deliveries.schedule(delivery.clone(), at.as_millis()),
+            None => s.deliveries.finish(delivery),
+        }
+        Ok(())
+    }
+
+    async fn delivery_history(&self, project_id: Id, limit: usize) -> StoreResult<Vec<Delivery>> {
+        Ok(self.lock().deliveries.history(project_id, limit))
+    }
+}
+
+fn key_of(t: &Teammate) -> PresenceKey {
+    PresenceKey {
+        project_id: t.project_id,
+        teammate_id: t.id,
     }
 }

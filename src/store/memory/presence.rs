@@ -166,38 +166,45 @@ impl PresenceState {
     }
 
     pub(super) fn read(&self, teammates: &[Teammate]) -> Vec<Presence> {
+        teammates.iter().map(|t| self.read_one(t)).collect()
+    }
+
+    /// The keys a node has written (those a reap of it would touch).
+    pub(super) fn keys_of(&self, node: &str) -> Vec<PresenceKey> {
+        self.node_keys
+            .get(node)
+            .map(|keys| keys.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn read_one(&self, t: &Teammate) -> Presence {
         let now = now_ms();
-        teammates
+        let key = PresenceKey {
+            project_id: t.project_id,
+            teammate_id: t.id,
+        };
+        let Some(record) = self.records.get(&key) else {
+            return Presence::never_connected(t.created_at);
+        };
+        let live = record
+            .nodes
             .iter()
-            .map(|t| {
-                let key = PresenceKey {
-                    project_id: t.project_id,
-                    teammate_id: t.id,
-                };
-                let Some(record) = self.records.get(&key) else {
-                    return Presence::never_connected(t.created_at);
-                };
-                let live = record
-                    .nodes
-                    .iter()
-                    .filter(|(node, c)| c.connections > 0 && self.alive(node, now));
-                let channels: BTreeSet<&String> =
-                    live.clone().flat_map(|(_, c)| c.channels.iter()).collect();
-                Presence {
-                    status: if record.online {
-                        PresenceStatus::Online
-                    } else {
-                        PresenceStatus::Offline
-                    },
-                    changed_at: record
-                        .changed_at
-                        .map_or(t.created_at, Timestamp::from_millis),
-                    connections: live.map(|(_, c)| u64::from(c.connections)).sum(),
-                    channels: channels.into_iter().cloned().collect(),
-                    last_seen_at: record.last_seen_at.map(Timestamp::from_millis),
-                }
-            })
-            .collect()
+            .filter(|(node, c)| c.connections > 0 && self.alive(node, now));
+        let channels: BTreeSet<&String> =
+            live.clone().flat_map(|(_, c)| c.channels.iter()).collect();
+        Presence {
+            status: if record.online {
+                PresenceStatus::Online
+            } else {
+                PresenceStatus::Offline
+            },
+            changed_at: record
+                .changed_at
+                .map_or(t.created_at, Timestamp::from_millis),
+            connections: live.map(|(_, c)| u64::from(c.connections)).sum(),
+            channels: channels.into_iter().cloned().collect(),
+            last_seen_at: record.last_seen_at.map(Timestamp::from_millis),
+        }
     }
 
     pub(super) fn renew_lease(&mut self, node: &str, ttl: Duration) -> bool {

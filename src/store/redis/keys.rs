@@ -19,6 +19,17 @@
 //! | `{p}:presence_pending` | zset | `pid:tid` → due time (ms) of a pending offline (grace) |
 //! | `{p}:nodes` | zset | node id → lease expiry (ms) |
 //! | `{p}:node:{id}:keys` | set | `pid:tid` of every teammate the node has written |
+//! | `{p}:events` | stream | the event log (fields below), trimmed to `event_retention` entries; consumer group `webhooks` |
+//! | `{p}:event_seq` | hash | `pid:tid` → the teammate's last event `seq` |
+//! | `{p}:event_salt` | string | the random salt of this deployment's event ids |
+//! | `{p}:project:{pid}:subscriptions` | hash | subscription id → webhook subscription JSON |
+//! | `{p}:deliveries` | hash | delivery id → webhook delivery JSON (pending ones only) |
+//! | `{p}:deliveries_due` | zset | delivery id → when its next attempt (or its lease) is due (ms) |
+//! | `{p}:project:{pid}:delivery_history` | list | ended deliveries' JSON, newest first, capped |
+//!
+//! An event entry's fields: `type`, `pid`, `tid`, `seq`, `ts` (ms), `after` (teammate JSON),
+//! `before` (teammate JSON, for changes to the record), `presence` and `presence_before`
+//! (`status|changed_at|last_seen_at|connections|channels`).
 //!
 //! The presence scripts build some key names from the prefix at run time (`reap_node`,
 //! `read_presence`), so the engine needs a single Redis (with replicas if you like), not Redis
@@ -89,5 +100,23 @@ impl Keys {
     }
     pub fn node_keys(&self, node: &str) -> String {
         format!("{}:node:{node}:keys", self.prefix)
+    }
+    pub fn events(&self) -> String {
+        format!("{}:events", self.prefix)
+    }
+    pub fn event_salt(&self) -> String {
+        format!("{}:event_salt", self.prefix)
+    }
+    pub fn subscriptions(&self, pid: Id) -> String {
+        format!("{}:project:{pid}:subscriptions", self.prefix)
+    }
+    pub fn deliveries(&self) -> String {
+        format!("{}:deliveries", self.prefix)
+    }
+    pub fn deliveries_due(&self) -> String {
+        format!("{}:deliveries_due", self.prefix)
+    }
+    pub fn delivery_history(&self, pid: Id) -> String {
+        format!("{}:project:{pid}:delivery_history", self.prefix)
     }
 }

@@ -5,14 +5,16 @@
 //! down requests fail fast with [`StoreError::Unavailable`] (503) instead of piling up.
 //! Multi-key changes run as Lua scripts (`scripts/*.lua`), one round trip each.
 
+mod events;
 mod keys;
 
 pub use keys::Keys;
 
 use super::{FailedSignins, Store, StoreError, StoreResult};
 use crate::domain::{
-    ApiKey, Id, PendingInvitation, Presence, PresenceKey, PresenceStatus, PresenceWrite, Project,
-    SettleOutcome, Teammate, Timestamp, Transition, User, WriteOutcome,
+    ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
+    PresenceKey, PresenceStatus, PresenceWrite, Project, SettleOutcome, Subscription, Teammate,
+    Timestamp, Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -24,38 +26,49 @@ use std::time::Duration;
 
 static CREATE_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/create_user.lua")));
-static INSERT_TEAMMATE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/insert_teammate.lua")));
-static WRITE_TEAMMATE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/write_teammate.lua")));
 static COUNT_FAILURE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/count_failure.lua")));
 
-/// A presence script: the shared prelude followed by the script's body.
+/// A presence script: the shared preludes (presence helpers, then the event-log helpers)
+/// followed by the script's body.
 macro_rules! presence_script {
     ($name:ident, $file:literal) => {
         static $name: LazyLock<Script> = LazyLock::new(|| {
             Script::new(concat!(
                 include_str!("scripts/presence_prelude.lua"),
+                include_str!("scripts/event_log.lua"),
                 include_str!($file)
             ))
         });
     };
 }
+presence_script!(INSERT_TEAMMATE, "scripts/insert_teammate.lua");
+presence_script!(WRITE_TEAMMATE, "scripts/write_teammate.lua");
 presence_script!(WRITE_PRESENCE, "scripts/write_presence.lua");
 presence_script!(SETTLE_PRESENCE, "scripts/settle_presence.lua");
 presence_script!(DUE_PRESENCE, "scripts/due_presence.lua");
-presence_script!(CLEAR_PRESENCE, "scripts/clear_presence.lua");
 presence_script!(READ_PRESENCE, "scripts/read_presence.lua");
 presence_script!(RENEW_LEASE, "scripts/renew_lease.lua");
 presence_script!(DEAD_NODES, "scripts/dead_nodes.lua");
 presence_script!(REAP_NODE, "scripts/reap_node.lua");
 
+/// Events kept in the log unless `with_retention` says otherwise.
+const DEFAULT_RETENTION: usize = 100_000;
+
+/// The longest a blocking log read waits; the blocking connections' response timeout allows it.
+const MAX_BLOCK: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct RedisStore {
+    /// Every ordinary call, multiplexed.
     connection: ConnectionManager,
+    /// Blocking reads park a connection, so the log tailer and the webhook consumer each get one
+    /// of their own: a blocked `XREAD` on the shared connection would stall every other call.
+    tail_connection: ConnectionManager,
+    group_connection: ConnectionManager,
     keys: Keys,
     timeout: Duration,
+    retention: usize,
 }
 
 impl RedisStore {
@@ -69,13 +82,27 @@ impl RedisStore {
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Internal(format!("cannot set up Redis: {e}")))?;
+        let blocking = config
+            .clone()
+            .set_response_timeout(Some(timeout + MAX_BLOCK));
+        let manager = |config| {
+            ConnectionManager::new_lazy_with_config(client.clone(), config)
+                .map_err(|e| StoreError::Internal(format!("cannot set up Redis: {e}")))
+        };
         Ok(RedisStore {
-            connection,
+            connection: manager(config)?,
+            tail_connection: manager(blocking.clone())?,
+            group_connection: manager(blocking)?,
             keys: Keys::new(prefix),
             timeout,
+            retention: DEFAULT_RETENTION,
         })
+    }
+
+    /// Keeps the last `retention` events in the log (the `event_retention` setting).
+    pub fn with_retention(mut self, retention: usize) -> Self {
+        self.retention = retention.max(1);
+        self
     }
 
     /// Bounds a Redis call by the fail-fast timeout and maps its errors.
@@ -119,21 +146,29 @@ impl RedisStore {
         teammate: &Teammate,
         expected_version: u64,
         json: Option<String>,
-        stays_owner: bool,
+        event: EventType,
     ) -> StoreResult<()> {
         let k = &self.keys;
+        let (pid, tid) = (teammate.project_id, teammate.id);
+        let stays_owner = json.is_some() && teammate.is_active_owner();
         let mut invocation = WRITE_TEAMMATE.prepare_invoke();
         invocation
-            .key(k.teammates(teammate.project_id))
-            .key(k.owners(teammate.project_id))
-            .key(k.teammate_by_user(teammate.project_id))
+            .key(k.teammates(pid))
+            .key(k.owners(pid))
+            .key(k.teammate_by_user(pid))
             .key(k.user_projects(teammate.user_id))
-            .arg(teammate.id.to_string())
+            .key(k.presence(pid, tid))
+            .key(k.leases())
+            .key(k.presence_pending())
+            .arg(tid.to_string())
             .arg(expected_version)
             .arg(json.unwrap_or_default())
             .arg(if stays_owner { "1" } else { "0" })
             .arg(teammate.user_id.to_string())
-            .arg(teammate.project_id.to_string());
+            .arg(pid.to_string())
+            .arg(event.as_str())
+            .arg(k.prefix())
+            .arg(self.retention);
         let outcome: String = self.script(&invocation).await?;
         script_outcome(&outcome)
     }
@@ -174,6 +209,34 @@ fn parse_member(member: &str) -> Option<PresenceKey> {
 
 fn parse_millis(raw: &str) -> Option<Timestamp> {
     raw.parse().ok().map(Timestamp::from_millis)
+}
+
+/// Parses `status|changed_at|last_seen_at|connections|channels` (`presence_of` in
+/// `event_log.lua`). A teammate that never connected has empty fields.
+fn parse_presence(raw: &str, created_at: Timestamp) -> StoreResult<Presence> {
+    let mut parts = raw.splitn(5, '|');
+    let mut next = || {
+        parts
+            .next()
+            .ok_or_else(|| StoreError::Internal(format!("corrupt presence `{raw}`")))
+    };
+    let (status, changed_at, last_seen_at, connections, channels) =
+        (next()?, next()?, next()?, next()?, next()?);
+    Ok(Presence {
+        status: if status == "online" {
+            PresenceStatus::Online
+        } else {
+            PresenceStatus::Offline
+        },
+        changed_at: parse_millis(changed_at).unwrap_or(created_at),
+        connections: connections.parse().unwrap_or(0),
+        channels: channels
+            .split(',')
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect(),
+        last_seen_at: parse_millis(last_seen_at),
+    })
 }
 
 fn encode<T: Serialize>(value: &T) -> StoreResult<String> {
@@ -346,28 +409,32 @@ impl Store for RedisStore {
             .key(k.teammate_by_user(pid))
             .key(k.user_projects(teammate.user_id))
             .key(k.owners(pid))
+            .key(k.presence(pid, teammate.id))
+            .key(k.leases())
             .arg(teammate.id.to_string())
             .arg(teammate.user_id.to_string())
             .arg(pid.to_string())
             .arg(encode(teammate)?)
-            .arg(if teammate.is_active_owner() { "1" } else { "0" });
+            .arg(if teammate.is_active_owner() { "1" } else { "0" })
+            .arg(k.prefix())
+            .arg(self.retention);
         let outcome: String = self.script(&invocation).await?;
         script_outcome(&outcome)
     }
 
-    async fn update_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
+    async fn update_teammate(
+        &self,
+        teammate: &Teammate,
+        expected_version: u64,
+        event: EventType,
+    ) -> StoreResult<()> {
         let json = encode(teammate)?;
-        self.write_teammate(
-            teammate,
-            expected_version,
-            Some(json),
-            teammate.is_active_owner(),
-        )
-        .await
+        self.write_teammate(teammate, expected_version, Some(json), event)
+            .await
     }
 
     async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
-        self.write_teammate(teammate, expected_version, None, false)
+        self.write_teammate(teammate, expected_version, None, EventType::Delete)
             .await
     }
 
@@ -518,7 +585,9 @@ impl Store for RedisStore {
             .arg(write.edge.as_str())
             .arg(grace.as_millis() as u64)
             .arg(teammate_id.to_string())
-            .arg(member(&write.key));
+            .arg(member(&write.key))
+            .arg(k.prefix())
+            .arg(self.retention);
         let (outcome, due_in_ms): (String, u64) = self.script(&invocation).await?;
         Ok(match outcome.as_str() {
             "stale" => WriteOutcome::Stale,
@@ -543,7 +612,12 @@ impl Store for RedisStore {
             .key(k.presence_nodes(key.project_id, key.teammate_id))
             .key(k.leases())
             .key(k.presence_pending())
-            .arg(member(&key));
+            .key(k.teammates(key.project_id))
+            .arg(member(&key))
+            .arg(k.prefix())
+            .arg(self.retention)
+            .arg(key.project_id.to_string())
+            .arg(key.teammate_id.to_string());
         let (outcome, due_in_ms): (String, u64) = self.script(&invocation).await?;
         Ok(match outcome.as_str() {
             "offline" => SettleOutcome::Offline,
@@ -559,18 +633,6 @@ impl Store for RedisStore {
         Ok(members.iter().filter_map(|m| parse_member(m)).collect())
     }
 
-    async fn clear_presence(&self, key: PresenceKey) -> StoreResult<Option<Transition>> {
-        let k = &self.keys;
-        let mut invocation = CLEAR_PRESENCE.prepare_invoke();
-        invocation
-            .key(k.presence(key.project_id, key.teammate_id))
-            .key(k.presence_nodes(key.project_id, key.teammate_id))
-            .key(k.presence_pending())
-            .arg(member(&key));
-        let went_offline: i64 = self.script(&invocation).await?;
-        Ok((went_offline == 1).then_some(Transition::Offline))
-    }
-
     async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>> {
         if teammates.is_empty() {
             return Ok(Vec::new());
@@ -580,28 +642,12 @@ impl Store for RedisStore {
         for t in teammates {
             invocation.arg(format!("{}:{}", t.project_id, t.id));
         }
-        let rows: Vec<(String, String, String, u64, String)> = self.script(&invocation).await?;
-        Ok(teammates
+        let rows: Vec<String> = self.script(&invocation).await?;
+        teammates
             .iter()
             .zip(rows)
-            .map(
-                |(t, (status, changed_at, last_seen_at, connections, channels))| Presence {
-                    status: if status == "online" {
-                        PresenceStatus::Online
-                    } else {
-                        PresenceStatus::Offline
-                    },
-                    changed_at: parse_millis(&changed_at).unwrap_or(t.created_at),
-                    connections,
-                    channels: channels
-                        .split(',')
-                        .filter(|c| !c.is_empty())
-                        .map(str::to_string)
-                        .collect(),
-                    last_seen_at: parse_millis(&last_seen_at),
-                },
-            )
-            .collect())
+            .map(|(t, row)| parse_presence(&row, t.created_at))
+            .collect()
     }
 
     async fn renew_lease(&self, node_id: &str, ttl: Duration) -> StoreResult<bool> {
@@ -628,12 +674,129 @@ impl Store for RedisStore {
             .key(k.presence_pending())
             .key(k.node_keys(node_id))
             .arg(node_id)
-            .arg(k.prefix());
+            .arg(k.prefix())
+            .arg(self.retention);
         let members: Vec<String> = self.script(&invocation).await?;
         Ok(members
             .iter()
             .filter_map(|m| parse_member(m))
             .map(|key| (key, Transition::Offline))
             .collect())
+    }
+
+    async fn event_salt(&self) -> StoreResult<u64> {
+        self.salt().await
+    }
+
+    async fn log_bounds(&self) -> StoreResult<Option<(LogPosition, LogPosition)>> {
+        self.bounds().await
+    }
+
+    async fn read_events(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        self.events_after(after, limit, wait).await
+    }
+
+    async fn consume_events(
+        &self,
+        consumer: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        self.group_read(consumer, limit, wait).await
+    }
+
+    async fn claim_stale_events(
+        &self,
+        consumer: &str,
+        idle: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        self.group_claim(consumer, idle, limit).await
+    }
+
+    async fn put_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
+        let _: () = self
+            .cmd(
+                redis::cmd("HSET")
+                    .arg(self.keys.subscriptions(subscription.project_id))
+                    .arg(subscription.id.to_string())
+                    .arg(encode(subscription)?),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn list_subscriptions(&self, project_id: Id) -> StoreResult<Vec<Subscription>> {
+        let raws: Vec<String> = self
+            .cmd(redis::cmd("HVALS").arg(self.keys.subscriptions(project_id)))
+            .await?;
+        let mut list: Vec<Subscription> = decode_all(raws)?;
+        list.sort_by_key(|s| (s.created_at, s.id));
+        Ok(list)
+    }
+
+    async fn get_subscription(&self, project_id: Id, id: Id) -> StoreResult<Option<Subscription>> {
+        let raw: Option<String> = self
+            .cmd(
+                redis::cmd("HGET")
+                    .arg(self.keys.subscriptions(project_id))
+                    .arg(id.to_string()),
+            )
+            .await?;
+        raw.map(|s| decode(&s)).transpose()
+    }
+
+    async fn delete_subscription(&self, project_id: Id, id: Id) -> StoreResult<bool> {
+        let removed: i64 = self
+            .cmd(
+                redis::cmd("HDEL")
+                    .arg(self.keys.subscriptions(project_id))
+                    .arg(id.to_string()),
+            )
+            .await?;
+        Ok(removed == 1)
+    }
+
+    async fn enqueue_deliveries(
+        &self,
+        deliveries: &[Delivery],
+        lease_until: Timestamp,
+        acknowledge: &[LogPosition],
+    ) -> StoreResult<()> {
+        self.enqueue(deliveries, lease_until, acknowledge).await
+    }
+
+    async fn lease_due_deliveries(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.lease_due(now, lease_until, limit).await
+    }
+
+    async fn save_delivery(
+        &self,
+        delivery: &Delivery,
+        next_attempt: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        self.save(delivery, next_attempt).await
+    }
+
+    async fn delivery_history(&self, project_id: Id, limit: usize) -> StoreResult<Vec<Delivery>> {
+        let raws: Vec<String> = self
+            .cmd(
+                redis::cmd("LRANGE")
+                    .arg(self.keys.delivery_history(project_id))
+                    .arg(0)
+                    .arg(limit.saturating_sub(1)),
+            )
+            .await?;
+        decode_all(raws)
     }
 }

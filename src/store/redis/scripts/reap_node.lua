@@ -1,7 +1,8 @@
 -- Removes a node's counts and lease. A teammate that only this node kept online goes offline
--- at once, unless it is in a grace period (which then runs its course).
+-- at once (with its event), unless it is in a grace period (which then runs its course).
 -- KEYS[1] leases zset, KEYS[2] pending zset, KEYS[3] the node's keys set.
--- ARGV[1] node id, ARGV[2] key prefix. Returns the members that turned offline.
+-- ARGV[1] node id, ARGV[2] key prefix, ARGV[3] event retention.
+-- Returns the members that turned offline.
 local now = now_ms()
 local offline = {}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
@@ -11,8 +12,15 @@ for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   if redis.call('HGET', state, 'status') == 'online'
       and not redis.call('ZSCORE', KEYS[2], member)
       and live_total(nodes, KEYS[1], now) == 0 then
+    local before = presence_of(state, KEYS[1], now)
     set_status(state, 'offline', now)
     table.insert(offline, member)
+    local pid, tid = string.match(member, '^([^:]+):([^:]+)$')
+    local teammate = redis.call('HGET', ARGV[2] .. ':project:' .. pid .. ':teammates', tid)
+    if teammate then
+      append_event(ARGV[2], ARGV[3], 'presence.offline', pid, tid, now, teammate, nil,
+        presence_of(state, KEYS[1], now), before)
+    end
   end
 end
 redis.call('DEL', KEYS[3])

@@ -1,9 +1,10 @@
--- Applies one node's count of one teammate and decides the transition.
+-- Applies one node's count of one teammate and decides the transition; a transition appends its
+-- event in the same step.
 -- KEYS[1] state hash, KEYS[2] nodes hash, KEYS[3] leases zset, KEYS[4] pending zset,
 -- KEYS[5] the node's keys set, KEYS[6] the project's teammates hash.
 -- ARGV[1] node id, ARGV[2] epoch, ARGV[3] connections, ARGV[4] channels (comma-separated),
 -- ARGV[5] edge ('connect' | 'disconnect' | 'refresh'), ARGV[6] grace ms, ARGV[7] teammate id,
--- ARGV[8] member "pid:tid".
+-- ARGV[8] member "pid:tid", ARGV[9] key prefix, ARGV[10] event retention.
 -- Returns {outcome, due_in_ms}: outcome is 'stale', 'inactive', 'recorded', 'online',
 -- 'offline' or 'pending' (then due_in_ms says when the grace period ends).
 local now = now_ms()
@@ -21,6 +22,16 @@ local current = redis.call('HGET', KEYS[2], ARGV[1])
 if current and parse_entry(current) >= tonumber(ARGV[2]) then
   return {'stale', 0}
 end
+local before = presence_of(KEYS[1], KEYS[3], now)
+local pid = string.match(ARGV[8], '^([^:]+):')
+
+local function transition(status)
+  set_status(KEYS[1], status, now)
+  append_event(ARGV[9], ARGV[10], 'presence.' .. status, pid, ARGV[7], now, teammate, nil,
+    presence_of(KEYS[1], KEYS[3], now), before)
+  return {status, 0}
+end
+
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. '|' .. ARGV[3] .. '|' .. ARGV[4])
 redis.call('SADD', KEYS[5], ARGV[8])
 if ARGV[5] ~= 'refresh' then
@@ -30,8 +41,7 @@ local online = redis.call('HGET', KEYS[1], 'status') == 'online'
 if live_total(KEYS[2], KEYS[3], now) > 0 then
   redis.call('ZREM', KEYS[4], ARGV[8])
   if not online then
-    set_status(KEYS[1], 'online', now)
-    return {'online', 0}
+    return transition('online')
   end
   return {'recorded', 0}
 end
@@ -41,8 +51,7 @@ end
 local grace = tonumber(ARGV[6])
 if grace == 0 then
   redis.call('ZREM', KEYS[4], ARGV[8])
-  set_status(KEYS[1], 'offline', now)
-  return {'offline', 0}
+  return transition('offline')
 end
 -- A disconnect edge restarts the grace period; a re-sent zero count keeps a running one.
 local due = now + grace

@@ -1,0 +1,195 @@
+//! The node-local fan-out: topic → the listeners (agent sockets, SSE streams) subscribed to it.
+//!
+//! Each listener has one bounded queue. Publishing never waits: a listener whose queue is full is
+//! a slow consumer; it is marked, unregistered and told to go, and nobody else is slowed down.
+//! Each event's frame for a topic is built once, however many listeners share the topic.
+
+use super::{RenderedEvent, Topic};
+use crate::domain::EventType;
+use dashmap::DashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
+
+/// Frames a listener may have waiting before it counts as a slow consumer.
+pub const LISTENER_QUEUE: usize = 1024;
+
+/// One event on one topic, as a listener receives it.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub topic: Topic,
+    pub event: Arc<RenderedEvent>,
+    /// The WebSocket `publish`/`UPDATE` frame for this topic.
+    pub frame: Arc<str>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    topics: DashMap<Topic, Vec<Arc<Registration>>>,
+    next_id: AtomicU64,
+}
+
+struct Registration {
+    id: u64,
+    queue: mpsc::Sender<Published>,
+    /// Event types this listener wants; `None` = all.
+    types: Option<Vec<EventType>>,
+    state: Arc<ListenerState>,
+}
+
+#[derive(Default)]
+struct ListenerState {
+    overflowed: AtomicBool,
+    wake: Notify,
+}
+
+impl Hub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Hub::default())
+    }
+
+    /// A new listener with an empty queue and no topics.
+    pub fn listener(self: &Arc<Self>, types: Option<Vec<EventType>>) -> Listener {
+        let (queue, receiver) = mpsc::channel(LISTENER_QUEUE);
+        Listener {
+            hub: self.clone(),
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            queue,
+            receiver,
+            types,
+            state: Arc::default(),
+            topics: Vec::new(),
+        }
+    }
+
+    /// Hands an event to every listener of its topics.
+    pub fn publish(&self, event: Arc<RenderedEvent>) {
+        let mut dropped = Vec::new();
+        for topic in Topic::of(&event) {
+            let Some(registrations) = self.topics.get(&topic) else {
+                continue;
+            };
+            let frame: Arc<str> = update_frame(&topic, &event).into();
+            for r in registrations.iter() {
+                if r.types
+                    .as_ref()
+                    .is_some_and(|t| !t.contains(&event.event_type))
+                {
+                    continue;
+                }
+                let published = Published {
+                    topic,
+                    event: event.clone(),
+                    frame: frame.clone(),
+                };
+                match r.queue.try_send(published) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        r.state.overflowed.store(true, Ordering::Release);
+                        r.state.wake.notify_one();
+                        metrics::counter!("subscribers_dropped_total").increment(1);
+                        dropped.push((topic, r.id));
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => dropped.push((topic, r.id)),
+                }
+            }
+        }
+        for (topic, id) in dropped {
+            self.remove(&topic, id);
+        }
+    }
+
+    fn remove(&self, topic: &Topic, id: u64) {
+        if let dashmap::Entry::Occupied(mut entry) = self.topics.entry(*topic) {
+            entry.get_mut().retain(|r| r.id != id);
+            if entry.get().is_empty() {
+                entry.remove();
+            }
+        }
+    }
+
+    /// Listeners registered on this node, all topics together.
+    pub fn registrations(&self) -> usize {
+        self.topics.iter().map(|e| e.value().len()).sum()
+    }
+}
+
+/// `{"action":"publish","payload":{"topic":T,"method":"UPDATE","message":…,"event":…}}`, built
+/// from the event's JSON, which was serialized once.
+pub fn update_frame(topic: &Topic, event: &RenderedEvent) -> String {
+    let topic = serde_json::to_string(&topic.to_string()).unwrap_or_default();
+    format!(
+        r#"{{"action":"publish","payload":{{"topic":{topic},"method":"UPDATE","message":{},"event":{}}}}}"#,
+        event.payload, event.envelope
+    )
+}
+
+/// One client's subscriptions: a bounded queue fed by the hub. Dropping it unregisters
+/// everything.
+pub struct Listener {
+    hub: Arc<Hub>,
+    id: u64,
+    queue: mpsc::Sender<Published>,
+    receiver: mpsc::Receiver<Published>,
+    types: Option<Vec<EventType>>,
+    state: Arc<ListenerState>,
+    topics: Vec<Topic>,
+}
+
+impl Listener {
+    /// Starts receiving `topic`'s events (from now on). `false` if it was subscribed already.
+    pub fn subscribe(&mut self, topic: Topic) -> bool {
+        if self.topics.contains(&topic) {
+            return false;
+        }
+        self.topics.push(topic);
+        self.hub
+            .topics
+            .entry(topic)
+            .or_default()
+            .push(Arc::new(Registration {
+                id: self.id,
+                queue: self.queue.clone(),
+                types: self.types.clone(),
+                state: self.state.clone(),
+            }));
+        true
+    }
+
+    /// `false` if it was not subscribed.
+    pub fn unsubscribe(&mut self, topic: &Topic) -> bool {
+        let before = self.topics.len();
+        self.topics.retain(|t| t != topic);
+        self.hub.remove(topic, self.id);
+        self.topics.len() != before
+    }
+
+    pub fn topics(&self) -> &[Topic] {
+        &self.topics
+    }
+
+    /// The next published event; `None` once the listener fell behind and was dropped.
+    pub async fn recv(&mut self) -> Option<Published> {
+        if self.is_dropped() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            _ = self.state.wake.notified() => None,
+            item = self.receiver.recv() => item,
+        }
+    }
+
+    /// The listener fell behind (its queue filled up) and gets no more events.
+    pub fn is_dropped(&self) -> bool {
+        self.state.overflowed.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        for topic in std::mem::take(&mut self.topics) {
+            self.hub.remove(&topic, self.id);
+        }
+    }
+}

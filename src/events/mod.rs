@@ -1,0 +1,182 @@
+//! Event fan-out on one node: tail the shared log once, render each event once, hand it to the
+//! local [`Hub`]; replay the log for clients that resume with `since`.
+//!
+//! ```text
+//! store (ring | Redis stream) ──tail──► render ──► Hub ──► agent sockets (topics), SSE streams
+//! ```
+
+mod hub;
+mod render;
+mod topic;
+
+pub use hub::{update_frame, Hub, Listener, Published, LISTENER_QUEUE};
+pub use render::{render, RenderedEvent};
+pub use topic::{Topic, TopicKind};
+
+use crate::domain::{EventIds, Id, LogPosition, LoggedEvent};
+use crate::error::Result;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, OnceCell};
+
+/// Events read from the log per round trip.
+const BATCH: usize = 512;
+/// How long one tailing read waits for new events before it asks again.
+const TAIL_WAIT: Duration = Duration::from_secs(1);
+
+/// The event machinery of one node, shared by the tailer, the sockets, SSE and webhooks.
+#[derive(Clone)]
+pub struct Events {
+    store: Arc<dyn Store>,
+    hub: Arc<Hub>,
+    ids: Arc<OnceCell<EventIds>>,
+    /// Where the tailer starts, fixed at start-up by [`Events::prepare_tail`].
+    tail_from: Arc<OnceCell<LogPosition>>,
+}
+
+/// Where a resuming client picks up.
+pub enum Resume {
+    /// The events it missed, oldest first (possibly none).
+    Replay(Vec<RenderedEvent>),
+    /// Its point is no longer retained (or unknown): it needs a fresh snapshot.
+    Resync,
+}
+
+impl Events {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Events {
+            store,
+            hub: Hub::new(),
+            ids: Arc::new(OnceCell::new()),
+            tail_from: Arc::new(OnceCell::new()),
+        }
+    }
+
+    /// Reads the salt and the log's current end; the tailer starts there.
+    pub async fn prepare_tail(&self) -> Result<()> {
+        let end = self.log_end().await?;
+        let _ = self.tail_from.set(end);
+        Ok(())
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// The deployment's event ids (the salt is read from the store once).
+    pub async fn ids(&self) -> Result<EventIds> {
+        let ids = self
+            .ids
+            .get_or_try_init(|| async { self.store.event_salt().await.map(EventIds::new) })
+            .await?;
+        Ok(*ids)
+    }
+
+    /// Renders a batch of events, with one user lookup for all of them.
+    pub async fn render_all(&self, events: &[LoggedEvent]) -> Result<Vec<RenderedEvent>> {
+        let ids = self.ids().await?;
+        let user_ids: Vec<Id> = events.iter().map(|e| e.teammate.user_id).collect();
+        let users = self.store.get_users(&user_ids).await?;
+        Ok(events
+            .iter()
+            .zip(users.iter())
+            .map(|(e, u)| render(&ids, e, u.as_ref()))
+            .collect())
+    }
+
+    /// The events after the one with id `since` that `keep` selects, or `Resync` if that point is
+    /// no longer in the log.
+    pub async fn resume(&self, since: Id, keep: impl Fn(&RenderedEvent) -> bool) -> Result<Resume> {
+        let Some(after) = self.ids().await?.position_of(since) else {
+            return Ok(Resume::Resync);
+        };
+        match self.store.log_bounds().await? {
+            Some((first, _)) if after >= first => {}
+            _ => return Ok(Resume::Resync),
+        }
+        let mut missed = Vec::new();
+        let mut cursor = after;
+        loop {
+            let batch = self
+                .store
+                .read_events(cursor, BATCH, Duration::ZERO)
+                .await?;
+            let Some(last) = batch.last() else { break };
+            cursor = last.position;
+            let full = batch.len() == BATCH;
+            missed.extend(
+                self.render_all(&batch)
+                    .await?
+                    .into_iter()
+                    .filter(|e| keep(e)),
+            );
+            if !full {
+                break;
+            }
+        }
+        metrics::counter!("events_replayed_total").increment(missed.len() as u64);
+        Ok(Resume::Replay(missed))
+    }
+
+    /// Tails the log from its current end and publishes every event to this node's hub, until
+    /// `shutdown`. Store failures are retried with a short back-off; the tail resumes where it
+    /// stopped.
+    pub async fn run_tailer(self, mut shutdown: watch::Receiver<bool>) {
+        let mut after = loop {
+            if let Some(from) = self.tail_from.get() {
+                break *from;
+            }
+            match self.log_end().await {
+                Ok(p) => break p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "event tailer cannot start yet");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        };
+        loop {
+            let read = tokio::select! {
+                read = self.store.read_events(after, BATCH, TAIL_WAIT) => read,
+                _ = shutdown.changed() => return,
+            };
+            let outcome = match read {
+                Ok(batch) if batch.is_empty() => Ok(()),
+                Ok(batch) => {
+                    let lag = crate::domain::Timestamp::now().as_millis()
+                        - batch.last().map_or(0, |e| e.at.as_millis());
+                    metrics::gauge!("event_log_lag_seconds").set(lag.max(0) as f64 / 1000.0);
+                    // Advance only once the batch is out, so a failed render is retried.
+                    self.render_all(&batch).await.map(|rendered| {
+                        after = batch.last().map_or(after, |e| e.position);
+                        metrics::counter!("events_published_total")
+                            .increment(rendered.len() as u64);
+                        for event in rendered {
+                            self.hub.publish(Arc::new(event));
+                        }
+                    })
+                }
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "event tailer: cannot read the log; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
+    async fn log_end(&self) -> Result<LogPosition> {
+        self.ids().await?;
+        Ok(self
+            .store
+            .log_bounds()
+            .await?
+            .map_or(LogPosition::START, |(_, last)| last))
+    }
+}

@@ -1,0 +1,169 @@
+//! The wire form of an event (CONTRACT §5): one envelope, rendered once per node and shared by
+//! every subscriber on it.
+
+use crate::domain::{
+    EventIds, EventType, Id, LogPosition, LoggedEvent, Presence, Teammate, Timestamp, User,
+};
+use crate::http::tiledesk::views::{PresenceView, TeammateView};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// An event ready to send: ids for routing, and the JSON it travels as.
+#[derive(Debug)]
+pub struct RenderedEvent {
+    pub position: LogPosition,
+    pub id: Id,
+    pub event_type: EventType,
+    pub project_id: Id,
+    pub teammate_id: Id,
+    pub user_id: Id,
+    pub at: Timestamp,
+    /// The teammate JSON after the change (the envelope's `payload`, a frame's `message`).
+    pub payload: String,
+    /// The whole envelope.
+    pub envelope: String,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: &'static str,
+    timestamp: Timestamp,
+    project_id: String,
+    project_user_id: String,
+    user_id: String,
+    seq: u64,
+    payload: &'a Value,
+    previous: Map<String, Value>,
+}
+
+/// Renders one logged event. `user` is the teammate's user as it is now (the log keeps the
+/// teammate, not the user).
+pub fn render(ids: &EventIds, event: &LoggedEvent, user: Option<&User>) -> RenderedEvent {
+    let teammate = &event.teammate;
+    let payload = teammate_json(teammate, user, &event.presence);
+    let envelope = Envelope {
+        id: ids.id_of(event.position).to_string(),
+        event_type: event.event_type.as_str(),
+        timestamp: event.at,
+        project_id: teammate.project_id.to_string(),
+        project_user_id: teammate.id.to_string(),
+        user_id: teammate.user_id.to_string(),
+        seq: event.seq,
+        payload: &payload,
+        previous: previous(event, user),
+    };
+    RenderedEvent {
+        position: event.position,
+        id: ids.id_of(event.position),
+        event_type: event.event_type,
+        project_id: teammate.project_id,
+        teammate_id: teammate.id,
+        user_id: teammate.user_id,
+        at: event.at,
+        envelope: serde_json::to_string(&envelope).unwrap_or_default(),
+        payload: serde_json::to_string(&payload).unwrap_or_default(),
+    }
+}
+
+fn teammate_json(teammate: &Teammate, user: Option<&User>, presence: &Presence) -> Value {
+    serde_json::to_value(TeammateView::new(teammate, user, presence)).unwrap_or_default()
+}
+
+/// `previous`: the top-level fields that changed, with their old values, plus `updatedAt`; for a
+/// change of presence, the old `presence` object (CONTRACT §9).
+fn previous(event: &LoggedEvent, user: Option<&User>) -> Map<String, Value> {
+    let mut previous = Map::new();
+    if let Some(before) = &event.before {
+        // Both sides rendered with the same user and presence, so only the record's own fields
+        // can differ.
+        let Value::Object(old) = teammate_json(before, user, &event.presence) else {
+            return previous;
+        };
+        let Value::Object(new) = teammate_json(&event.teammate, user, &event.presence) else {
+            return previous;
+        };
+        for (field, old_value) in old {
+            if new.get(&field) != Some(&old_value) || field == "updatedAt" {
+                previous.insert(field, old_value);
+            }
+        }
+    }
+    if let Some(presence) = &event.presence_before {
+        let view = PresenceView::from(presence);
+        previous.insert(
+            "presence".into(),
+            serde_json::to_value(view).unwrap_or_default(),
+        );
+    }
+    previous
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PresenceKey, PresenceStatus, Role};
+
+    fn logged(event_type: EventType, before: Option<Teammate>, after: Teammate) -> LoggedEvent {
+        LoggedEvent {
+            position: LogPosition { millis: 5, n: 0 },
+            event_type,
+            key: PresenceKey {
+                project_id: after.project_id,
+                teammate_id: after.id,
+            },
+            seq: 3,
+            at: Timestamp::from_millis(5),
+            presence: Presence::never_connected(after.created_at),
+            teammate: after,
+            before,
+            presence_before: None,
+        }
+    }
+
+    #[test]
+    fn previous_holds_changed_fields_and_updated_at() {
+        let before = Teammate::new(
+            crate::domain::new_id(),
+            crate::domain::new_id(),
+            Role::Agent,
+            None,
+        );
+        let mut after = before.clone();
+        after.user_available = false;
+        after.updated_at = Timestamp::from_millis(before.updated_at.as_millis() + 10);
+        let event = logged(EventType::AvailabilityUpdate, Some(before.clone()), after);
+        let rendered = render(&EventIds::new(9), &event, None);
+        let envelope: Value = serde_json::from_str(&rendered.envelope).unwrap();
+        assert_eq!(envelope["type"], "availability.update");
+        assert_eq!(envelope["seq"], 3);
+        assert_eq!(envelope["payload"]["user_available"], false);
+        let previous = envelope["previous"].as_object().unwrap();
+        let keys: Vec<&str> = previous.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["user_available", "updatedAt"]);
+        assert_eq!(previous["user_available"], true);
+        assert_eq!(
+            EventIds::new(9).position_of(envelope["id"].as_str().unwrap().parse().unwrap()),
+            Some(event.position)
+        );
+    }
+
+    #[test]
+    fn presence_events_carry_the_old_presence() {
+        let t = Teammate::new(
+            crate::domain::new_id(),
+            crate::domain::new_id(),
+            Role::Agent,
+            None,
+        );
+        let mut event = logged(EventType::PresenceOnline, None, t.clone());
+        event.presence.status = PresenceStatus::Online;
+        event.presence_before = Some(Presence::never_connected(t.created_at));
+        let rendered = render(&EventIds::new(1), &event, None);
+        let envelope: Value = serde_json::from_str(&rendered.envelope).unwrap();
+        assert_eq!(envelope["payload"]["presence"]["status"], "online");
+        assert_eq!(envelope["previous"]["presence"]["status"], "offline");
+        assert_eq!(envelope["previous"].as_object().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,123 @@
+//! Topics a client can subscribe to (CONTRACT §4), and which topics an event is published on.
+
+use super::RenderedEvent;
+use crate::domain::{Id, Role};
+use crate::error::{Error, Result};
+use crate::service::Access;
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TopicKind {
+    /// `/{pid}/project_users`: the whole team.
+    Team,
+    /// `/{pid}/project_users/{puid}`: one teammate.
+    Teammate(Id),
+    /// `/{pid}/project_users/users/{user_id}`: the teammate of one user.
+    User(Id),
+    /// `/{pid}/events`: every event of the project.
+    Events,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Topic {
+    pub project_id: Id,
+    pub kind: TopicKind,
+}
+
+impl Topic {
+    /// Parses a topic path; `None` if it is not one of the four forms or an id is not a UUID.
+    pub fn parse(text: &str) -> Option<Topic> {
+        let parts: Vec<&str> = text.strip_prefix('/')?.split('/').collect();
+        let project_id = parts.first()?.parse().ok()?;
+        let kind = match parts[1..] {
+            ["project_users"] => TopicKind::Team,
+            ["project_users", "users", user] => TopicKind::User(user.parse().ok()?),
+            ["project_users", teammate] => TopicKind::Teammate(teammate.parse().ok()?),
+            ["events"] => TopicKind::Events,
+            _ => return None,
+        };
+        Some(Topic { project_id, kind })
+    }
+
+    /// The four topics an event is published on.
+    pub fn of(event: &RenderedEvent) -> [Topic; 4] {
+        let project_id = event.project_id;
+        [
+            TopicKind::Team,
+            TopicKind::Teammate(event.teammate_id),
+            TopicKind::User(event.user_id),
+            TopicKind::Events,
+        ]
+        .map(|kind| Topic { project_id, kind })
+    }
+
+    pub fn matches(&self, event: &RenderedEvent) -> bool {
+        self.project_id == event.project_id
+            && match self.kind {
+                TopicKind::Team | TopicKind::Events => true,
+                TopicKind::Teammate(id) => id == event.teammate_id,
+                TopicKind::User(id) => id == event.user_id,
+            }
+    }
+
+    /// Who may subscribe: the team and the event stream need agent or above (an API key of the
+    /// project qualifies); one teammate needs to be that teammate or admin and above; a user's
+    /// teammate is visible to any member.
+    pub fn authorize(&self, access: &Access) -> Result<()> {
+        match self.kind {
+            TopicKind::Team | TopicKind::Events => access.require(Role::Agent),
+            TopicKind::User(_) => Ok(()),
+            TopicKind::Teammate(id) => {
+                if access.teammate.as_ref().is_some_and(|t| t.id == id) {
+                    Ok(())
+                } else {
+                    access.require(Role::Admin).map_err(|_| {
+                        Error::forbidden("only admins may watch another teammate's topic")
+                    })
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pid = self.project_id;
+        match self.kind {
+            TopicKind::Team => write!(f, "/{pid}/project_users"),
+            TopicKind::Teammate(id) => write!(f, "/{pid}/project_users/{id}"),
+            TopicKind::User(id) => write!(f, "/{pid}/project_users/users/{id}"),
+            TopicKind::Events => write!(f, "/{pid}/events"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_parse_and_print_back() {
+        let pid = crate::domain::new_id();
+        let id = crate::domain::new_id();
+        for text in [
+            format!("/{pid}/project_users"),
+            format!("/{pid}/project_users/{id}"),
+            format!("/{pid}/project_users/users/{id}"),
+            format!("/{pid}/events"),
+        ] {
+            let topic = Topic::parse(&text).unwrap();
+            assert_eq!(topic.to_string(), text);
+        }
+        for bad in [
+            "".to_string(),
+            "/nope/project_users".to_string(),
+            format!("/{pid}/project_users/not-a-uuid"),
+            format!("/{pid}/requests"),
+            format!("{pid}/events"),
+            format!("/{pid}/events/extra"),
+        ] {
+            assert!(Topic::parse(&bad).is_none(), "{bad}");
+        }
+    }
+}

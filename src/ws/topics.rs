@@ -1,0 +1,174 @@
+//! Topic subscriptions on an agent socket (CONTRACT §4): authorize, acknowledge, snapshot or
+//! replay, then live `UPDATE` frames from the node's hub.
+
+use super::frames::{self, FrameError};
+use super::session::frame_error;
+use crate::domain::{ApiKey, Id, LogPosition};
+use crate::error::Error;
+use crate::events::{update_frame, Listener, Resume, Topic, TopicKind};
+use crate::http::tiledesk::project_users::render;
+use crate::http::AppState;
+use crate::service::{Access, Principal};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Who is on the socket, kept small (an idle socket holds it): the user's id, or the API key.
+pub struct SocketCaller {
+    pub user_id: Option<Id>,
+    pub api_key: Option<Box<ApiKey>>,
+}
+
+impl SocketCaller {
+    /// The caller as it is now: a deleted user or key can no longer subscribe.
+    async fn principal(&self, state: &AppState) -> Result<Principal, Error> {
+        if let Some(id) = self.user_id {
+            let user = state.store.get_user(id).await?;
+            return user
+                .map(Principal::User)
+                .ok_or(Error::Unauthorized("the user no longer exists"));
+        }
+        let hash = self.api_key.as_ref().map(|k| k.secret_hash.as_str());
+        let key = match hash {
+            Some(hash) => state.store.find_api_key(hash).await?,
+            None => None,
+        };
+        key.map(Principal::ApiKey)
+            .ok_or(Error::Unauthorized("the API key was deleted"))
+    }
+}
+
+/// A socket's subscriptions, created at its first `subscribe`.
+pub struct Subscriptions {
+    listener: Listener,
+    /// Per topic, the last event a replay sent: live copies of it and older ones are skipped.
+    replayed: HashMap<Topic, LogPosition>,
+}
+
+/// The next frame to send for the socket's topics. Never resolves without subscriptions;
+/// `None` once the socket fell behind and the hub dropped it.
+pub async fn next(subscriptions: &mut Option<Box<Subscriptions>>) -> Option<Arc<str>> {
+    let Some(subs) = subscriptions.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        let published = subs.listener.recv().await?;
+        let seen = subs.replayed.get(&published.topic);
+        if seen.is_some_and(|p| published.event.position <= *p) {
+            continue;
+        }
+        return Some(published.frame);
+    }
+}
+
+/// `subscribe`: `subscribed`, then a `CREATE` snapshot (or, with `since`, the missed events, or a
+/// snapshot with `resync` if they are gone), then live events. Refusals are `error` frames.
+pub async fn subscribe(
+    state: &AppState,
+    caller: &SocketCaller,
+    subscriptions: &mut Option<Box<Subscriptions>>,
+    text: &str,
+    since: Option<&str>,
+) -> Vec<String> {
+    match try_subscribe(state, caller, subscriptions, text, since).await {
+        Ok(frames) => frames,
+        Err(e) => vec![frames::error(&e, Some(text))],
+    }
+}
+
+async fn try_subscribe(
+    state: &AppState,
+    caller: &SocketCaller,
+    subscriptions: &mut Option<Box<Subscriptions>>,
+    text: &str,
+    since: Option<&str>,
+) -> Result<Vec<String>, FrameError> {
+    let topic = Topic::parse(text).ok_or_else(|| {
+        FrameError::new(
+            "invalid_topic",
+            "topics are /{pid}/project_users, /{pid}/project_users/{puid}, \
+             /{pid}/project_users/users/{user_id} and /{pid}/events",
+        )
+    })?;
+    let since: Option<Id> = since
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|_| FrameError::new("invalid_payload", "since must be an event id (UUID)"))?;
+    let principal = caller.principal(state).await.map_err(frame_error)?;
+    let access = Access::resolve(state.store.as_ref(), principal, topic.project_id)
+        .await
+        .map_err(frame_error)?;
+    topic.authorize(&access).map_err(frame_error)?;
+
+    // Register first, then read: nothing that happens in between can be missed.
+    let subs = subscriptions.get_or_insert_with(|| {
+        Box::new(Subscriptions {
+            listener: state.events.hub().listener(None),
+            replayed: HashMap::new(),
+        })
+    });
+    subs.listener.subscribe(topic);
+    subs.replayed.remove(&topic);
+    let name = topic.to_string();
+    let mut out = vec![frames::subscribed(&name)];
+    let resume = match since {
+        Some(since) => state
+            .events
+            .resume(since, |e| topic.matches(e))
+            .await
+            .map_err(frame_error)?,
+        None => Resume::Resync,
+    };
+    match resume {
+        Resume::Replay(missed) => {
+            if let Some(last) = missed.last() {
+                subs.replayed.insert(topic, last.position);
+            }
+            out.extend(missed.iter().map(|e| update_frame(&topic, e)));
+        }
+        Resume::Resync => {
+            let message = snapshot(state, &topic).await.map_err(frame_error)?;
+            out.push(frames::snapshot(&name, message, since.is_some()));
+        }
+    }
+    Ok(out)
+}
+
+/// `unsubscribe`: stops the topic's events; answered with `unsubscribed` either way.
+pub fn unsubscribe(subscriptions: &mut Option<Box<Subscriptions>>, text: &str) -> Vec<String> {
+    let Some(topic) = Topic::parse(text) else {
+        let e = FrameError::new("invalid_topic", "not a topic");
+        return vec![frames::error(&e, Some(text))];
+    };
+    if let Some(subs) = subscriptions.as_mut() {
+        subs.listener.unsubscribe(&topic);
+        subs.replayed.remove(&topic);
+        if subs.listener.topics().is_empty() {
+            *subscriptions = None;
+        }
+    }
+    vec![frames::unsubscribed(text)]
+}
+
+/// The topic's current state: the team (without trashed teammates) as an array, or one
+/// teammate.
+async fn snapshot(state: &AppState, topic: &Topic) -> Result<Value, Error> {
+    let pid = topic.project_id;
+    let teammate = match topic.kind {
+        TopicKind::Team | TopicKind::Events => {
+            let team: Vec<_> = state
+                .store
+                .list_teammates(pid)
+                .await?
+                .into_iter()
+                .filter(|t| !t.trashed)
+                .collect();
+            return Ok(Value::Array(render(state, &team).await?));
+        }
+        TopicKind::Teammate(id) => state.store.get_teammate(pid, id).await?,
+        TopicKind::User(id) => state.store.find_teammate_by_user(pid, id).await?,
+    };
+    let teammate = teammate.ok_or_else(|| Error::not_found("teammate"))?;
+    let mut rendered = render(state, std::slice::from_ref(&teammate)).await?;
+    Ok(rendered.pop().unwrap_or_default())
+}
