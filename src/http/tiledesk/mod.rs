@@ -1,6 +1,7 @@
 //! The Tiledesk-compatible REST API under `/v3` (CONTRACT §3).
 
 mod auth;
+mod events;
 mod keys;
 pub(crate) mod project_users;
 mod projects;
@@ -47,4 +48,5 @@ pub fn router() -> Router<AppState> {
         )
         .route("/v3/{pid}/keys", post(keys::create).get(keys::list))
         .route("/v3/{pid}/keys/{key_id}", delete(keys::remove))
+        .route("/v3/{pid}/events", get(events::stream))
 }

@@ -1,0 +1,162 @@
+//! `GET /v3/{pid}/events`: the project's events as Server-Sent Events (CONTRACT §5).
+//!
+//! Each event is `id: <event id>`, `event: <type>`, `data: <envelope>`. `Last-Event-ID` (or
+//! `?since=`) replays what came after that event; if it is no longer retained, the stream
+//! starts with `event: resync` and goes on live. `?types=a,b` filters by type. A comment line
+//! keeps idle connections open every heartbeat interval. A client that does not read fast
+//! enough is dropped (its stream ends) and may resume with `Last-Event-ID`.
+
+use crate::domain::Role;
+use crate::domain::{EventType, Id, LogPosition};
+use crate::error::{Error, Result};
+use crate::events::{Listener, RenderedEvent, Resume, Topic, TopicKind};
+use crate::http::extract::parse_id;
+use crate::http::AppState;
+use crate::service::Access;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, Stream};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+struct Query {
+    token: Option<String>,
+    types: Option<Vec<EventType>>,
+    since: Option<String>,
+}
+
+impl Query {
+    fn parse(raw: Option<&str>) -> Result<Query> {
+        let mut query = Query {
+            token: None,
+            types: None,
+            since: None,
+        };
+        for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            match key.as_ref() {
+                "token" => query.token = Some(value.into_owned()),
+                "since" => query.since = Some(value.into_owned()),
+                "types" => {
+                    let types = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(|t| t.parse::<EventType>())
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|e| Error::bad_request(e.to_string()))?;
+                    query.types.get_or_insert_with(Vec::new).extend(types);
+                }
+                _ => {}
+            }
+        }
+        Ok(query)
+    }
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(pid): Path<String>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let query = Query::parse(raw.as_deref())?;
+    let principal = match (&query.token, headers.get(header::AUTHORIZATION)) {
+        (Some(token), _) => state.accounts.token(token).await?,
+        (None, Some(value)) => {
+            let value = value
+                .to_str()
+                .map_err(|_| Error::Unauthorized("malformed Authorization header"))?;
+            state.accounts.authenticate(value).await?
+        }
+        (None, None) => return Err(Error::Unauthorized("missing credentials")),
+    };
+    let pid = parse_id(&pid, "project id")?;
+    let access = Access::resolve(state.store.as_ref(), principal, pid).await?;
+    access.require(Role::Agent)?;
+    let since = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(query.since);
+    let since: Option<Id> = since
+        .map(|s| parse_id(s.trim(), "event id (Last-Event-ID / since)"))
+        .transpose()?;
+
+    let topic = Topic {
+        project_id: pid,
+        kind: TopicKind::Events,
+    };
+    // Register before reading the log, so nothing between the replay and the live events is lost.
+    let mut listener = state.events.hub().listener(query.types.clone());
+    listener.subscribe(topic);
+    let mut first = VecDeque::new();
+    let mut replayed_up_to = None;
+    if let Some(since) = since {
+        let types = query.types.clone();
+        let wanted =
+            move |e: &RenderedEvent| types.as_ref().is_none_or(|t| t.contains(&e.event_type));
+        match state.events.resume(since, wanted).await? {
+            Resume::Replay(missed) => {
+                replayed_up_to = missed.last().map(|e| e.position);
+                first.extend(missed.iter().map(sse_event));
+            }
+            Resume::Resync => {
+                first.push_back(Event::default().event("resync").data(r#"{"resync":true}"#))
+            }
+        }
+    }
+    let feed = Feed {
+        listener,
+        first,
+        replayed_up_to,
+        shutdown: state.shutdown.clone(),
+    };
+    Ok(Sse::new(feed.into_stream())
+        .keep_alive(
+            KeepAlive::new()
+                .interval(state.config.heartbeat)
+                .text("keep-alive"),
+        )
+        .into_response())
+}
+
+fn sse_event(e: &RenderedEvent) -> Event {
+    Event::default()
+        .id(e.id.to_string())
+        .event(e.event_type.as_str())
+        .data(e.envelope.as_str())
+}
+
+/// One SSE client's events: the replay first, then live events (minus those the replay sent),
+/// until it falls behind or the node shuts down.
+struct Feed {
+    listener: Listener,
+    first: VecDeque<Event>,
+    replayed_up_to: Option<LogPosition>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Feed {
+    fn into_stream(self) -> impl Stream<Item = std::result::Result<Event, Infallible>> {
+        stream::unfold(self, |mut feed| async move {
+            if let Some(event) = feed.first.pop_front() {
+                return Some((Ok(event), feed));
+            }
+            loop {
+                let published = tokio::select! {
+                    published = feed.listener.recv() => published?,
+                    _ = feed.shutdown.changed() => return None,
+                };
+                let event: &Arc<RenderedEvent> = &published.event;
+                if feed.replayed_up_to.is_some_and(|p| event.position <= p) {
+                    continue;
+                }
+                return Some((Ok(sse_event(event)), feed));
+            }
+        })
+    }
+}
