@@ -8,6 +8,7 @@ use crate::http::{self, state::Shared, AppState};
 use crate::presence::{self, MaintenanceTimings, Tracker};
 use crate::service::{Accounts, Teams};
 use crate::store::{MemoryStore, RedisStore, Store};
+use crate::webhooks::{Dispatcher, Subscriptions};
 use axum::extract::Request;
 use axum::ServiceExt;
 use std::future::Future;
@@ -26,6 +27,7 @@ pub struct App {
     router: axum::Router,
     state: AppState,
     stop: watch::Sender<bool>,
+    dispatcher: Dispatcher,
 }
 
 impl App {
@@ -79,6 +81,16 @@ impl App {
         if let Err(e) = events.prepare_tail().await {
             tracing::warn!(error = %e, "cannot read the event log yet; will tail from its end");
         }
+        // One process-wide TLS crypto provider for webhook deliveries to https targets.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            events.clone(),
+            config.webhook.clone(),
+            config.node_id.clone(),
+            config.node_ttl,
+        )?;
+        let subscriptions = Subscriptions::new(store.clone(), config.webhook.allow_private);
         let (stop, stopped) = watch::channel(false);
         let state = AppState::new(Shared {
             config,
@@ -87,6 +99,7 @@ impl App {
             teams,
             tracker,
             events,
+            subscriptions,
             metrics: crate::telemetry::metrics_handle(),
             shutdown: stopped,
         });
@@ -96,6 +109,7 @@ impl App {
             router,
             state,
             stop,
+            dispatcher,
         })
     }
 
@@ -122,6 +136,7 @@ impl App {
             router,
             state,
             stop,
+            dispatcher,
         } = self;
         tracing::info!(
             address = %listener.local_addr()?,
@@ -134,6 +149,7 @@ impl App {
             stop.subscribe(),
         ));
         let tailer = tokio::spawn(state.events.clone().run_tailer(stop.subscribe()));
+        let webhooks = tokio::spawn(dispatcher.run(stop.subscribe()));
         // Trailing slashes are trimmed before routing: Tiledesk clients call both
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.
         let service = NormalizePathLayer::trim_trailing_slash().layer(router);
@@ -147,6 +163,7 @@ impl App {
         let _ = stop.send(true);
         let _ = maintenance.await;
         let _ = tailer.await;
+        let _ = webhooks.await;
 
         let tracker = &state.tracker;
         let started = Instant::now();

@@ -16,6 +16,7 @@ pub mod presence;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 pub mod ws;
 
 pub use app::App;

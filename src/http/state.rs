@@ -5,6 +5,7 @@ use crate::events::Events;
 use crate::presence::Tracker;
 use crate::service::{Accounts, Teams};
 use crate::store::Store;
+use crate::webhooks::Subscriptions;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub struct Shared {
     pub teams: Teams,
     pub tracker: Tracker,
     pub events: Events,
+    pub subscriptions: Subscriptions,
     pub metrics: PrometheusHandle,
     /// Turns true when the node shuts down: agent sockets close with 1012.
     pub shutdown: watch::Receiver<bool>,

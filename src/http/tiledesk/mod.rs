@@ -5,6 +5,7 @@ mod events;
 mod keys;
 pub(crate) mod project_users;
 mod projects;
+mod subscriptions;
 mod users;
 pub mod views;
 
@@ -49,4 +50,18 @@ pub fn router() -> Router<AppState> {
         .route("/v3/{pid}/keys", post(keys::create).get(keys::list))
         .route("/v3/{pid}/keys/{key_id}", delete(keys::remove))
         .route("/v3/{pid}/events", get(events::stream))
+        .route(
+            "/v3/{pid}/subscriptions",
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            "/v3/{pid}/subscriptions/history",
+            get(subscriptions::history),
+        )
+        .route(
+            "/v3/{pid}/subscriptions/{id}",
+            get(subscriptions::get)
+                .put(subscriptions::update)
+                .delete(subscriptions::remove),
+        )
 }

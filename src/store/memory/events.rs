@@ -127,7 +127,18 @@ impl DeliveryQueue {
             .collect()
     }
 
+    /// The next attempt of a delivery that is still pending (an ended one stays ended).
+    pub(super) fn reschedule(&mut self, delivery: Delivery, due_ms: i64) {
+        if self.pending.contains_key(&delivery.id) {
+            self.schedule(delivery, due_ms);
+        }
+    }
+
+    /// Ends a pending delivery and keeps it in the history (once).
     pub(super) fn finish(&mut self, delivery: &Delivery) {
+        if !self.pending.contains_key(&delivery.id) {
+            return;
+        }
         self.unschedule(delivery.id);
         let history = self.history.entry(delivery.project_id).or_default();
         history.push_front(delivery.clone());

@@ -646,7 +646,7 @@ impl Store for MemoryStore {
     ) -> StoreResult<()> {
         let mut s = self.lock();
         match next_attempt {
-            Some(at) => s.deliveries.schedule(delivery.clone(), at.as_millis()),
+            Some(at) => s.deliveries.reschedule(delivery.clone(), at.as_millis()),
             None => s.deliveries.finish(delivery),
         }
         Ok(())

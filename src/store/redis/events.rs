@@ -15,6 +15,8 @@ const GROUP: &str = "webhooks";
 /// Ended deliveries kept per project for `/subscriptions/history`.
 const HISTORY_LIMIT: usize = 1000;
 
+static SAVE_DELIVERY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/save_delivery.lua")));
 static LEASE_DELIVERIES: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lease_deliveries.lua")));
 
@@ -230,45 +232,20 @@ impl RedisStore {
         delivery: &Delivery,
         next_attempt: Option<Timestamp>,
     ) -> StoreResult<()> {
-        let id = delivery.id.to_string();
-        let json = encode(delivery)?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        match next_attempt {
-            Some(at) => {
-                pipe.cmd("HSET")
-                    .arg(self.keys.deliveries())
-                    .arg(&id)
-                    .arg(&json)
-                    .ignore()
-                    .cmd("ZADD")
-                    .arg(self.keys.deliveries_due())
-                    .arg(at.as_millis())
-                    .arg(&id)
-                    .ignore();
-            }
-            None => {
-                let history = self.keys.delivery_history(delivery.project_id);
-                pipe.cmd("HDEL")
-                    .arg(self.keys.deliveries())
-                    .arg(&id)
-                    .ignore()
-                    .cmd("ZREM")
-                    .arg(self.keys.deliveries_due())
-                    .arg(&id)
-                    .ignore()
-                    .cmd("LPUSH")
-                    .arg(&history)
-                    .arg(&json)
-                    .ignore()
-                    .cmd("LTRIM")
-                    .arg(&history)
-                    .arg(0)
-                    .arg(HISTORY_LIMIT - 1)
-                    .ignore();
-            }
-        }
-        let _: () = self.pipe(&pipe).await?;
+        let mut invocation = SAVE_DELIVERY.prepare_invoke();
+        invocation
+            .key(self.keys.deliveries())
+            .key(self.keys.deliveries_due())
+            .key(self.keys.delivery_history(delivery.project_id))
+            .arg(delivery.id.to_string())
+            .arg(encode(delivery)?)
+            .arg(
+                next_attempt
+                    .map(|t| t.as_millis().to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(HISTORY_LIMIT);
+        let _: i64 = self.script(&invocation).await?;
         Ok(())
     }
 

@@ -1,0 +1,207 @@
+//! `/v3/{pid}/subscriptions`: webhook subscriptions and their delivery history (CONTRACT §3, §6).
+//! The secret is shown once, when the subscription is created (in the body and in
+//! `x-hook-secret`); it is never sent with deliveries, which are signed with it instead.
+
+use super::users::to_value;
+use crate::domain::Role;
+use crate::domain::{Attempt, Delivery, Subscription, Timestamp};
+use crate::error::Result;
+use crate::http::extract::{parse_id, Json, Member};
+use crate::http::AppState;
+use crate::webhooks::SubscriptionPatch;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionBody {
+    event: Option<String>,
+    target: Option<String>,
+    enabled: Option<bool>,
+}
+
+impl From<SubscriptionBody> for SubscriptionPatch {
+    fn from(b: SubscriptionBody) -> Self {
+        SubscriptionPatch {
+            event: b.event,
+            target: b.target,
+            enabled: b.enabled,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SubscriptionView<'a> {
+    #[serde(rename = "_id")]
+    underscore_id: String,
+    id: String,
+    id_project: String,
+    event: &'static str,
+    target: &'a str,
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
+    #[serde(rename = "createdBy")]
+    created_by: Option<String>,
+    #[serde(rename = "createdAt")]
+    created_at: Timestamp,
+    #[serde(rename = "updatedAt")]
+    updated_at: Timestamp,
+}
+
+fn view(s: &Subscription, with_secret: bool) -> SubscriptionView<'_> {
+    SubscriptionView {
+        underscore_id: s.id.to_string(),
+        id: s.id.to_string(),
+        id_project: s.project_id.to_string(),
+        event: s.event.as_str(),
+        target: &s.target,
+        enabled: s.enabled,
+        secret: with_secret.then_some(s.secret.as_str()),
+        created_by: s.created_by.map(|id| id.to_string()),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Json(body): Json<SubscriptionBody>,
+) -> Result<Response> {
+    let s = state.subscriptions.create(&access, body.into()).await?;
+    let mut response = axum::Json(to_value(&view(&s, true))?).into_response();
+    if let Ok(secret) = HeaderValue::from_str(&s.secret) {
+        response.headers_mut().insert("x-hook-secret", secret);
+    }
+    Ok(response)
+}
+
+pub async fn list(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let list = state.store.list_subscriptions(access.project.id).await?;
+    let views = list
+        .iter()
+        .map(|s| to_value(&view(s, false)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Json(Value::Array(views)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let id = parse_id(&params["id"], "subscription id")?;
+    let s = state.subscriptions.get(&access, id).await?;
+    Ok(Json(to_value(&view(&s, false))?))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+    Json(body): Json<SubscriptionBody>,
+) -> Result<Json<Value>> {
+    let id = parse_id(&params["id"], "subscription id")?;
+    let s = state.subscriptions.update(&access, id, body.into()).await?;
+    Ok(Json(to_value(&view(&s, false))?))
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    Member(access): Member,
+    Path(params): Path<HashMap<String, String>>,
+) -> Result<Json<Value>> {
+    let id = parse_id(&params["id"], "subscription id")?;
+    let s = state.subscriptions.get(&access, id).await?;
+    state
+        .store
+        .delete_subscription(access.project.id, id)
+        .await?;
+    Ok(Json(to_value(&view(&s, false))?))
+}
+
+#[derive(Serialize)]
+struct AttemptView {
+    at: Timestamp,
+    status_code: Option<u16>,
+    error: Option<String>,
+    duration_ms: u64,
+}
+
+#[derive(Serialize)]
+struct DeliveryView<'a> {
+    #[serde(rename = "_id")]
+    underscore_id: String,
+    id: String,
+    id_project: String,
+    id_subscription: String,
+    event_id: String,
+    event_type: &'static str,
+    target: &'a str,
+    status: crate::domain::DeliveryState,
+    attempts: Vec<AttemptView>,
+    #[serde(rename = "createdAt")]
+    created_at: Timestamp,
+    #[serde(rename = "updatedAt")]
+    updated_at: Timestamp,
+}
+
+fn delivery_view(d: &Delivery) -> DeliveryView<'_> {
+    DeliveryView {
+        underscore_id: d.id.to_string(),
+        id: d.id.to_string(),
+        id_project: d.project_id.to_string(),
+        id_subscription: d.subscription_id.to_string(),
+        event_id: d.event_id.to_string(),
+        event_type: d.event_type.as_str(),
+        target: &d.target,
+        status: d.state,
+        attempts: d
+            .attempts
+            .iter()
+            .map(|a: &Attempt| AttemptView {
+                at: a.at,
+                status_code: a.status,
+                error: a.error.clone(),
+                duration_ms: a.duration_ms,
+            })
+            .collect(),
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    }
+}
+
+/// `GET /v3/{pid}/subscriptions/history?limit=`: ended deliveries (delivered, failed, gone,
+/// cancelled), newest first; `limit` 1 to 1000, default 100.
+pub async fn history(
+    State(state): State<AppState>,
+    Member(access): Member,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let mut limit = 100;
+    for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        if key == "limit" {
+            limit = value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| crate::error::Error::bad_request("limit must be 1 to 1000"))?;
+        }
+    }
+    let list = state
+        .store
+        .delivery_history(access.project.id, limit)
+        .await?;
+    let views = list
+        .iter()
+        .map(|d| to_value(&delivery_view(d)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Json(Value::Array(views)))
+}

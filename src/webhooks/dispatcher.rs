@@ -1,0 +1,363 @@
+//! The webhook dispatcher, one per node.
+//!
+//! ```text
+//! event log ──consumer group──► plan: event × matching subscription ──► store the deliveries
+//!                                  (and acknowledge the events, one step) ──► attempt now
+//! delivery schedule ──lease what is due (retries, and deliveries of dead nodes)──► attempt
+//! ```
+//!
+//! At least once: an event stays pending in the consumer group until its deliveries are stored,
+//! and another node claims it if this one dies first; a stored delivery is leased to one node at
+//! a time, and comes due again if that node dies mid-attempt. Each subscription has its own
+//! concurrency limit, so one slow or dead target cannot hold up the others.
+
+use super::{guard, signing};
+use crate::config::WebhookConfig;
+use crate::domain::{
+    Attempt, Delivery, DeliveryState, Id, LogPosition, LoggedEvent, Subscription, Timestamp,
+};
+use crate::events::{Events, RenderedEvent};
+use crate::store::{Store, StoreResult};
+use dashmap::DashMap;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+
+/// Events taken from the log per round trip.
+const BATCH: usize = 256;
+/// Attempts in flight per subscription (one target), and on the whole node.
+const PER_TARGET: usize = 32;
+const PER_NODE: usize = 1024;
+/// How often due deliveries (retries, orphans) are looked for, and stale events claimed.
+const LEASE_EVERY: Duration = Duration::from_millis(200);
+const CLAIM_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct Dispatcher(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    events: Events,
+    config: WebhookConfig,
+    node_id: String,
+    /// An event received but not acknowledged for this long belongs to a dead node.
+    orphan_after: Duration,
+    client: reqwest::Client,
+    per_target: DashMap<Id, Arc<Semaphore>>,
+    per_node: Arc<Semaphore>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        events: Events,
+        config: WebhookConfig,
+        node_id: String,
+        node_ttl: Duration,
+    ) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(guard::GuardedResolver {
+                allow_private: config.allow_private,
+            }))
+            .connect_timeout(config.timeout)
+            .pool_max_idle_per_host(PER_TARGET)
+            .user_agent(concat!("presence-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Dispatcher(Arc::new(Inner {
+            store,
+            events,
+            config,
+            node_id,
+            orphan_after: node_ttl.max(Duration::from_secs(1)),
+            client,
+            per_target: DashMap::new(),
+            per_node: Arc::new(Semaphore::new(PER_NODE)),
+        })))
+    }
+
+    /// A delivery is leased for two attempt timeouts and a second: long enough for its attempt,
+    /// short enough that another node retries soon after this one dies.
+    fn lease(&self) -> Duration {
+        self.0.config.timeout * 2 + Duration::from_secs(1)
+    }
+
+    /// Consumes the log and works the schedule until `shutdown`.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let consume = tokio::spawn(self.clone().consume(shutdown.clone()));
+        let schedule = tokio::spawn(self.clone().work_schedule(shutdown));
+        let _ = tokio::join!(consume, schedule);
+    }
+
+    async fn consume(self, mut shutdown: watch::Receiver<bool>) {
+        let mut last_claim = Instant::now();
+        loop {
+            let claimed = if last_claim.elapsed() >= CLAIM_EVERY {
+                last_claim = Instant::now();
+                self.0
+                    .store
+                    .claim_stale_events(&self.0.node_id, self.0.orphan_after, BATCH)
+                    .await
+            } else {
+                Ok(Vec::new())
+            };
+            let batch = match claimed {
+                Ok(events) if !events.is_empty() => Ok(events),
+                Ok(_) => tokio::select! {
+                    read = self.0.store.consume_events(&self.0.node_id, BATCH, Duration::from_millis(500)) => read,
+                    _ = shutdown.changed() => return,
+                },
+                Err(e) => Err(e),
+            };
+            let outcome = match batch {
+                Ok(events) if events.is_empty() => Ok(()),
+                Ok(events) => self.plan(&events).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(error = %e, "webhooks: cannot take events from the log; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
+    /// Turns events into deliveries (one per matching subscription), stores them leased to this
+    /// node together with the events' acknowledgement, then starts their first attempts.
+    async fn plan(&self, events: &[LoggedEvent]) -> crate::error::Result<()> {
+        let rendered = self.0.events.render_all(events).await?;
+        let mut subscriptions: HashMap<Id, Vec<Subscription>> = HashMap::new();
+        let mut deliveries = Vec::new();
+        for event in &rendered {
+            if !subscriptions.contains_key(&event.project_id) {
+                let list = self.0.store.list_subscriptions(event.project_id).await?;
+                subscriptions.insert(event.project_id, list);
+            }
+            for s in &subscriptions[&event.project_id] {
+                // A subscription receives the events that happen after it was created.
+                if s.enabled && s.event.matches(event.event_type) && event.at >= s.created_at {
+                    deliveries.push(new_delivery(event, s));
+                }
+            }
+        }
+        let positions: Vec<LogPosition> = events.iter().map(|e| e.position).collect();
+        // The schedule's first delay is normally 0: attempt at once, leased to this node.
+        let first_delay = self.0.config.retry_schedule[0];
+        let at_once = first_delay.is_zero();
+        let due = if at_once {
+            later(self.lease())
+        } else {
+            later(first_delay)
+        };
+        self.0
+            .store
+            .enqueue_deliveries(&deliveries, due, &positions)
+            .await?;
+        metrics::counter!("webhook_deliveries_created_total").increment(deliveries.len() as u64);
+        if at_once {
+            for delivery in deliveries {
+                self.spawn_attempt(delivery);
+            }
+        }
+        Ok(())
+    }
+
+    /// Leases due deliveries (retries, and those whose node died) and attempts them.
+    async fn work_schedule(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(LEASE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let available = self.0.per_node.available_permits().min(BATCH);
+            if available == 0 {
+                continue;
+            }
+            match self
+                .0
+                .store
+                .lease_due_deliveries(Timestamp::now(), later(self.lease()), available)
+                .await
+            {
+                Ok(due) => {
+                    for delivery in due {
+                        self.spawn_attempt(delivery);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "webhooks: cannot read the delivery schedule"),
+            }
+        }
+    }
+
+    fn spawn_attempt(&self, delivery: Delivery) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let target_limit = this
+                .0
+                .per_target
+                .entry(delivery.subscription_id)
+                .or_insert_with(|| Arc::new(Semaphore::new(PER_TARGET)))
+                .clone();
+            let Ok(_target) = target_limit.acquire_owned().await else {
+                return;
+            };
+            let Ok(_node) = this.0.per_node.clone().acquire_owned().await else {
+                return;
+            };
+            if let Err(e) = this.attempt(delivery).await {
+                tracing::warn!(error = %e, "webhooks: cannot record a delivery attempt; it will be retried");
+            }
+        });
+    }
+
+    /// One attempt, then the delivery's next state: delivered, gone (410), failed (schedule
+    /// exhausted), cancelled (subscription removed or disabled), or pending the next attempt.
+    async fn attempt(&self, mut delivery: Delivery) -> StoreResult<()> {
+        let store = &self.0.store;
+        let subscription = store
+            .get_subscription(delivery.project_id, delivery.subscription_id)
+            .await?;
+        let Some(subscription) = subscription.filter(|s| s.enabled) else {
+            delivery.state = DeliveryState::Cancelled;
+            delivery.updated_at = Timestamp::now();
+            return store.save_delivery(&delivery, None).await;
+        };
+        let attempt = self.send(&delivery, &subscription).await;
+        let status = attempt.status;
+        delivery.attempts.push(attempt);
+        delivery.updated_at = Timestamp::now();
+        let outcome = match status {
+            Some(200..=299) => "delivered",
+            Some(410) => "gone",
+            Some(_) => "http_error",
+            None => "no_answer",
+        };
+        metrics::counter!("webhook_attempts_total", "outcome" => outcome).increment(1);
+        match status {
+            Some(200..=299) => {
+                delivery.state = DeliveryState::Delivered;
+                store.save_delivery(&delivery, None).await
+            }
+            Some(410) => {
+                let disabled = Subscription {
+                    enabled: false,
+                    updated_at: Timestamp::now(),
+                    ..subscription
+                };
+                store.put_subscription(&disabled).await?;
+                delivery.state = DeliveryState::Gone;
+                store.save_delivery(&delivery, None).await
+            }
+            _ => match self.0.config.retry_schedule.get(delivery.attempts.len()) {
+                Some(delay) => store.save_delivery(&delivery, Some(later(*delay))).await,
+                None => {
+                    metrics::counter!("webhook_deliveries_failed_total").increment(1);
+                    delivery.state = DeliveryState::Failed;
+                    store.save_delivery(&delivery, None).await
+                }
+            },
+        }
+    }
+
+    async fn send(&self, delivery: &Delivery, subscription: &Subscription) -> Attempt {
+        let started = Instant::now();
+        let at = Timestamp::now();
+        let result = self.post(delivery, subscription).await;
+        let elapsed = started.elapsed();
+        metrics::histogram!("webhook_attempt_duration_seconds").record(elapsed.as_secs_f64());
+        let (status, error) = match result {
+            Ok(status) => (Some(status), None),
+            Err(error) => (None, Some(error)),
+        };
+        Attempt {
+            at,
+            status,
+            error,
+            duration_ms: elapsed.as_millis() as u64,
+        }
+    }
+
+    async fn post(&self, delivery: &Delivery, subscription: &Subscription) -> Result<u16, String> {
+        // The target is checked again at delivery time: its DNS may have changed since it was
+        // saved. Names are also filtered by the client's resolver, so no rebinding in between.
+        let url = guard::parse_target(&delivery.target).map_err(|e| e.to_string())?;
+        if !self.0.config.allow_private {
+            guard::check_target(&url, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let id = delivery.event_id.to_string();
+        let timestamp = Timestamp::now().as_millis() / 1000;
+        let signature = signing::sign(&subscription.secret, &id, timestamp, &delivery.body);
+        let response = self
+            .0
+            .client
+            .post(url)
+            .timeout(self.0.config.timeout)
+            .header("content-type", "application/json")
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(delivery.body.clone())
+            .send()
+            .await
+            .map_err(describe)?;
+        Ok(response.status().as_u16())
+    }
+}
+
+fn describe(e: reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            text = format!("{text}: {s}");
+            source = s.source();
+        }
+        text
+    }
+}
+
+fn later(delay: Duration) -> Timestamp {
+    Timestamp::from_millis(Timestamp::now().as_millis() + delay.as_millis() as i64)
+}
+
+/// The delivery of one event to one subscription: the envelope plus `hook`, rendered once.
+fn new_delivery(event: &RenderedEvent, s: &Subscription) -> Delivery {
+    let hook = serde_json::json!({
+        "id": s.id.to_string(),
+        "event": s.event.as_str(),
+        "target": s.target,
+    });
+    let envelope = event.envelope.trim_end();
+    let body = match envelope.strip_suffix('}') {
+        Some(open) => format!("{open},\"hook\":{hook}}}"),
+        None => envelope.to_string(),
+    };
+    let now = Timestamp::now();
+    Delivery {
+        id: crate::domain::new_id(),
+        project_id: event.project_id,
+        subscription_id: s.id,
+        event_id: event.id,
+        event_type: event.event_type,
+        target: s.target.clone(),
+        body,
+        state: DeliveryState::Pending,
+        attempts: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
