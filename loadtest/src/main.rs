@@ -3,13 +3,18 @@
 //! * `idle`: hold N agent sockets (teammates × tabs), report connect latency and the gateway's
 //!   RSS per connection.
 //! * `churn`: connect+disconnect loops at full speed, report operations per second.
-//! * `latency`: a teammate's only tab opens/closes on node A while node B is watched; report the
-//!   time until B shows the transition.
+//! * `latency`: a teammate's only tab opens/closes on node A while node B is watched through its
+//!   REST API; report the time until B shows the transition.
+//! * `fanout`: the same transitions, watched by N subscribers of the teammate's WebSocket topic
+//!   on the last node; report the latency at every subscriber.
+//! * `webhooks`: availability changes with K subscriptions to a receiver inside the loadtest;
+//!   report deliveries per second.
 //!
 //! Progress goes to stderr, one JSON report to stdout. Every run is bounded in time and sends
 //! traffic only to the given nodes (loopback in the documented benchmarks).
 
 mod client;
+mod events;
 mod modes;
 mod setup;
 mod stats;
@@ -86,6 +91,28 @@ pub enum Mode {
         #[arg(long, default_value_t = 20)]
         warmup: usize,
     },
+    /// Transition latency at N subscribers of the teammate's topic on the last node.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+    },
+    /// Webhook deliveries per second to a receiver inside the loadtest (the gateway needs
+    /// PRESENCE_WEBHOOK_ALLOW_PRIVATE=true).
+    Webhooks {
+        #[arg(long, default_value_t = 2000)]
+        events: usize,
+        #[arg(long, default_value_t = 10)]
+        subscriptions: usize,
+        #[arg(long, default_value_t = 16)]
+        teammates: usize,
+        /// Concurrent REST changes.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
 }
 
 #[tokio::main]
@@ -104,6 +131,17 @@ async fn main() -> anyhow::Result<()> {
             teammates_per_loop,
         } => modes::churn(&cli, *secs, *concurrency, *teammates_per_loop).await?,
         Mode::Latency { samples, warmup } => modes::latency(&cli, *samples, *warmup).await?,
+        Mode::Fanout {
+            subscribers,
+            samples,
+            warmup,
+        } => events::fanout(&cli, *subscribers, *samples, *warmup).await?,
+        Mode::Webhooks {
+            events,
+            subscriptions,
+            teammates,
+            concurrency,
+        } => events::webhooks(&cli, *events, *subscriptions, *teammates, *concurrency).await?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
