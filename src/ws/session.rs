@@ -14,7 +14,7 @@ use crate::http::AppState;
 use crate::presence::UserSlot;
 use crate::service::{Access, Principal, TeammatePatch};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub mod close_code {
     /// Silent for two heartbeat intervals.
@@ -142,18 +142,46 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
             _ = shutdown.changed() => break Some((close_code::RESTART, "node restarting")),
         }
     };
-    if let Some((code, reason)) = closing {
-        let _ = socket
-            .send(Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            })))
-            .await;
-    }
+    let close_sent = match closing {
+        Some((code, reason)) => Box::pin(send_close(&mut socket, code, reason)).await,
+        None => false,
+    };
     if let Some(registration) = registration {
         Box::pin(state.tracker.disconnect(registration)).await;
     }
     drop(slot);
+    if close_sent {
+        Box::pin(await_close_reply(&mut socket)).await;
+    }
+}
+
+/// How long a server-initiated close may take: sending the close frame (a client that stopped
+/// reading may never take it), then waiting for the client's answer.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) -> bool {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    matches!(
+        tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Completes the closing handshake: reads (and drops) what the client still sends until its
+/// close frame. Without this, unread client bytes make the kernel answer with a reset, and the
+/// client may lose the frames before the close, including the close code that says why.
+async fn await_close_reply(socket: &mut WebSocket) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn send(socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {

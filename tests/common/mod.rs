@@ -564,7 +564,11 @@ impl Agent {
         loop {
             match tokio::time::timeout(Duration::from_secs(10), self.ws.next()).await {
                 Err(_) => panic!("the server did not close the socket within 10 s"),
-                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => {
+                    println!("socket ended without a close frame: {e}");
+                    return None;
+                }
                 Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
                 Ok(Some(Ok(_))) => continue,
             }
@@ -595,4 +599,174 @@ pub async fn project_with_owner(
     let teammate = Teammate::new(project.id, owner, Role::Owner, None);
     store.create_project(&project, &teammate).await.unwrap();
     teammate
+}
+
+// ---- event streams ------------------------------------------------------------------------------
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).expect("SSE data is JSON")
+    }
+}
+
+/// A real SSE client on `GET /v3/{pid}/events`: reads the chunked body and splits it into
+/// events (comments, such as keep-alives, are counted but not returned).
+pub struct SseClient {
+    response: reqwest::Response,
+    buffer: String,
+    pub comments: usize,
+}
+
+impl TestApp {
+    /// Opens the project's event stream; `query` is appended as is (`types=…`, `token=…`).
+    /// Returns the refusal's status and body if the stream is not opened.
+    pub async fn sse(
+        &self,
+        pid: &str,
+        auth: Option<&str>,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<SseClient, Resp> {
+        let mut req = reqwest::Client::new()
+            .get(format!("{}/v3/{pid}/events?{query}", self.address))
+            .header("Accept", "text/event-stream");
+        if let Some(auth) = auth {
+            req = req.header("Authorization", auth);
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let response = req.send().await.expect("SSE request sent");
+        if response.status() != StatusCode::OK {
+            return Err(Self::read(response).await);
+        }
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "SSE content type"
+        );
+        Ok(SseClient {
+            response,
+            buffer: String::new(),
+            comments: 0,
+        })
+    }
+}
+
+impl SseClient {
+    /// The next event; panics if none arrives within `timeout` or the stream ends.
+    pub async fn next(&mut self, timeout: Duration) -> SseEvent {
+        self.try_next(timeout)
+            .await
+            .expect("an SSE event in time")
+            .expect("the SSE stream is still open")
+    }
+
+    /// The next event: `Err` on timeout, `Ok(None)` when the stream ended.
+    pub async fn try_next(&mut self, timeout: Duration) -> Result<Option<SseEvent>, ()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent::default();
+                let mut is_comment_only = true;
+                for line in block.lines() {
+                    if line.is_empty() || line.starts_with(':') {
+                        continue;
+                    }
+                    is_comment_only = false;
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "id" => event.id = Some(value.to_string()),
+                        "event" => event.event = Some(value.to_string()),
+                        "data" => {
+                            if !event.data.is_empty() {
+                                event.data.push('\n');
+                            }
+                            event.data.push_str(value);
+                        }
+                        _ => {}
+                    }
+                }
+                if is_comment_only {
+                    self.comments += 1;
+                    continue;
+                }
+                return Ok(Some(event));
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .map_err(|_| ())?;
+            match chunk {
+                Ok(Some(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(None) | Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Asserts that no event arrives within `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        if let Ok(Some(event)) = self.try_next(quiet).await {
+            panic!("unexpected SSE event: {event:?}");
+        }
+    }
+}
+
+impl Agent {
+    /// Subscribes to `topic` and returns the frames up to and including the `CREATE` snapshot
+    /// (or the error frame).
+    pub async fn subscribe(&mut self, topic: &str, since: Option<&str>) -> Vec<Value> {
+        let mut payload = json!({"topic": topic});
+        if let Some(since) = since {
+            payload["since"] = json!(since);
+        }
+        self.send_json(json!({"action": "subscribe", "payload": payload}))
+            .await;
+        let mut frames = Vec::new();
+        loop {
+            let frame = self.recv_json().await;
+            let done =
+                frame["action"] == json!("error") || frame["payload"]["method"] == json!("CREATE");
+            frames.push(frame);
+            if done {
+                return frames;
+            }
+        }
+    }
+
+    /// The next `UPDATE` frame's event envelope (skipping nothing else: any other frame fails).
+    pub async fn next_event(&mut self) -> Value {
+        let frame = self.recv_json().await;
+        assert_eq!(frame["action"], json!("publish"), "{frame}");
+        assert_eq!(frame["payload"]["method"], json!("UPDATE"), "{frame}");
+        assert_eq!(
+            frame["payload"]["message"], frame["payload"]["event"]["payload"],
+            "message is the teammate after the change"
+        );
+        frame["payload"]["event"].clone()
+    }
+
+    /// Asserts that no frame other than a server heartbeat arrives within `quiet`.
+    pub async fn expect_silence(&mut self, quiet: Duration) {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            if let Message::Text(text) = message {
+                assert!(
+                    text.contains(r#""action":"heartbeat""#),
+                    "unexpected frame: {text}"
+                );
+            }
+        }
+    }
 }
