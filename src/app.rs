@@ -172,7 +172,7 @@ impl App {
         }
         tracker.flush().await;
         // Leaves pending grace periods in the store for the other nodes to settle.
-        if let Err(e) = state.store.reap_node(tracker.node_id()).await {
+        if let Err(e) = state.store.reap_node(tracker.node_id(), false).await {
             tracing::warn!(error = %e, "cannot release this node's lease");
         }
         tracing::info!("presence-gateway stopped");

@@ -218,10 +218,10 @@ async fn dead_nodes_are_reaped_once(engine: Engine) {
         .await
         .unwrap()
         .contains(&"short".to_string()));
-    let reaped = f.store.reap_node("short").await.unwrap();
+    let reaped = f.store.reap_node("short", true).await.unwrap();
     assert_eq!(reaped, vec![(f.key, Transition::Offline)]);
     assert!(
-        f.store.reap_node("short").await.unwrap().is_empty(),
+        f.store.reap_node("short", true).await.unwrap().is_empty(),
         "idempotent"
     );
     assert!(!f
@@ -244,7 +244,7 @@ async fn reaping_respects_a_running_grace_period(engine: Engine) {
     f.put("a", 1, 1, Edge::Connect, GRACE).await;
     f.put("a", 2, 0, Edge::Disconnect, GRACE).await;
     assert!(
-        f.store.reap_node("a").await.unwrap().is_empty(),
+        f.store.reap_node("a", true).await.unwrap().is_empty(),
         "the handover keeps its grace period"
     );
     assert_eq!(f.status().await.0, PresenceStatus::Online);

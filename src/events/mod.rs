@@ -35,11 +35,20 @@ pub struct Events {
     tail_from: Arc<OnceCell<LogPosition>>,
 }
 
+/// Events a resuming client may be sent at most; further back, it gets a fresh snapshot.
+pub const MAX_REPLAY: usize = 10_000;
+
 /// Where a resuming client picks up.
 pub enum Resume {
-    /// The events it missed, oldest first (possibly none).
-    Replay(Vec<RenderedEvent>),
-    /// Its point is no longer retained (or unknown): it needs a fresh snapshot.
+    Replay {
+        /// The events it missed, oldest first (possibly none).
+        missed: Vec<RenderedEvent>,
+        /// Every event up to here has been looked at: live events at or before it are
+        /// duplicates (this node's tailer may lag behind the log the replay read).
+        up_to: LogPosition,
+    },
+    /// Its point is no longer retained (or unknown), or it missed more than [`MAX_REPLAY`]
+    /// events: it needs a fresh snapshot.
     Resync,
 }
 
@@ -85,15 +94,19 @@ impl Events {
             .collect())
     }
 
-    /// The events after the one with id `since` that `keep` selects, or `Resync` if that point is
-    /// no longer in the log.
-    pub async fn resume(&self, since: Id, keep: impl Fn(&RenderedEvent) -> bool) -> Result<Resume> {
+    /// The events of `project_id` after the one with id `since` that `keep` selects, or
+    /// `Resync` if that point is no longer in the log (or too far back).
+    pub async fn resume(
+        &self,
+        since: Id,
+        project_id: Id,
+        keep: impl Fn(&RenderedEvent) -> bool,
+    ) -> Result<Resume> {
         let Some(after) = self.ids().await?.position_of(since) else {
             return Ok(Resume::Resync);
         };
-        match self.store.log_bounds().await? {
-            Some((first, _)) if after >= first => {}
-            _ => return Ok(Resume::Resync),
+        if !self.retains(after).await? {
+            return Ok(Resume::Resync);
         }
         let mut missed = Vec::new();
         let mut cursor = after;
@@ -105,18 +118,42 @@ impl Events {
             let Some(last) = batch.last() else { break };
             cursor = last.position;
             let full = batch.len() == BATCH;
+            // Only this project's events are rendered (the log is shared by every project).
+            let ours: Vec<LoggedEvent> = batch
+                .into_iter()
+                .filter(|e| e.key.project_id == project_id)
+                .collect();
             missed.extend(
-                self.render_all(&batch)
+                self.render_all(&ours)
                     .await?
                     .into_iter()
                     .filter(|e| keep(e)),
             );
+            if missed.len() > MAX_REPLAY {
+                return Ok(Resume::Resync);
+            }
             if !full {
                 break;
             }
         }
+        // The log is trimmed oldest first: if `since` is still there, nothing after it was
+        // trimmed while it was being read.
+        if !self.retains(after).await? {
+            return Ok(Resume::Resync);
+        }
         metrics::counter!("events_replayed_total").increment(missed.len() as u64);
-        Ok(Resume::Replay(missed))
+        Ok(Resume::Replay {
+            missed,
+            up_to: cursor,
+        })
+    }
+
+    /// Whether the event at `position` is still in the log.
+    async fn retains(&self, position: LogPosition) -> Result<bool> {
+        Ok(matches!(
+            self.store.log_bounds().await?,
+            Some((first, _)) if position >= first
+        ))
     }
 
     /// Tails the log from its current end and publishes every event to this node's hub, until

@@ -60,7 +60,7 @@ async fn reap_dead_nodes(tracker: &Tracker) {
         Err(_) => return,
     };
     for node in dead.iter().filter(|n| *n != tracker.node_id()) {
-        match tracker.store().reap_node(node).await {
+        match tracker.store().reap_node(node, true).await {
             Ok(transitions) => {
                 metrics::counter!("presence_reaper_runs_total").increment(1);
                 tracing::info!(node, offline = transitions.len(), "reaped a dead node");

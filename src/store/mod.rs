@@ -145,7 +145,15 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a node's counts and lease. Teammates that only it kept online turn offline at
     /// once, unless they are in a grace period (which then runs its course). Idempotent: two
     /// nodes reaping the same dead node produce each transition once.
-    async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>>;
+    ///
+    /// With `only_if_expired` (the reaper), a node whose lease is live is left alone: it may have
+    /// renewed, and re-asserted its counts, between `dead_nodes` and this call. A node shutting
+    /// down reaps itself without it.
+    async fn reap_node(
+        &self,
+        node_id: &str,
+        only_if_expired: bool,
+    ) -> StoreResult<Vec<(PresenceKey, Transition)>>;
 
     // ---- the event log (see `domain::event`) --------------------------------------------------
     // Every write above that changes a teammate or its presence status appends exactly one event
@@ -202,19 +210,34 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Leases up to `limit` deliveries that are due at `now` (a new attempt, or a lease that ran
     /// out because its node died) to the caller until `lease_until`.
+    ///
+    /// A lease is identified by its end time, which is also the delivery's due time: a new lease
+    /// can only be taken once the old one has ended, so it always ends later. The holder passes
+    /// it back as a fencing token to [`Store::renew_delivery_lease`] and
+    /// [`Store::save_delivery`], which refuse a holder whose lease was taken over.
     async fn lease_due_deliveries(
         &self,
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
     ) -> StoreResult<Vec<Delivery>>;
-    /// Records a delivery's progress: still pending (next attempt at `next_attempt`) or ended
-    /// (`None`: removed from the schedule and added to the project's history).
+    /// Extends the lease `held` to `until`, just before an attempt; `false` if the delivery ended
+    /// or another lease replaced it (another node took it over: do not attempt).
+    async fn renew_delivery_lease(
+        &self,
+        id: Id,
+        held: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Records a delivery's progress under the lease `held`: still pending (next attempt at
+    /// `next_attempt`) or ended (`None`: removed from the schedule and added to the project's
+    /// history). `false` (nothing written) if the lease is no longer the caller's.
     async fn save_delivery(
         &self,
         delivery: &Delivery,
         next_attempt: Option<Timestamp>,
-    ) -> StoreResult<()>;
+        held: Timestamp,
+    ) -> StoreResult<bool>;
     /// The project's ended deliveries, newest first, at most `limit`.
     async fn delivery_history(&self, project_id: Id, limit: usize) -> StoreResult<Vec<Delivery>>;
 }

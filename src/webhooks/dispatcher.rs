@@ -8,8 +8,16 @@
 //!
 //! At least once: an event stays pending in the consumer group until its deliveries are stored,
 //! and another node claims it if this one dies first; a stored delivery is leased to one node at
-//! a time, and comes due again if that node dies mid-attempt. Each subscription has its own
-//! concurrency limit, so one slow or dead target cannot hold up the others.
+//! a time, and comes due again if that node dies mid-attempt.
+//!
+//! One attempt at a time per delivery: a delivery is queued on a node at most once
+//! (`in_flight`), and its lease is renewed right before the attempt and checked when the outcome
+//! is saved, with the lease's end time as fencing token. A delivery whose lease ran out while it
+//! waited here, and that another node took over, is left to that node.
+//!
+//! Each subscription has its own concurrency limit and queue cap, so one slow or dead target
+//! cannot hold up the others: beyond the cap its deliveries stay in the durable schedule and come
+//! back when their lease ends.
 
 use super::{guard, signing};
 use crate::config::WebhookConfig;
@@ -19,7 +27,9 @@ use crate::domain::{
 use crate::events::{Events, RenderedEvent};
 use crate::store::{Store, StoreResult};
 use dashmap::DashMap;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
@@ -29,6 +39,9 @@ const BATCH: usize = 256;
 /// Attempts in flight per subscription (one target), and on the whole node.
 const PER_TARGET: usize = 32;
 const PER_NODE: usize = 1024;
+/// Deliveries queued on this node per subscription (running or waiting for a slot); more are
+/// left in the schedule.
+const QUEUE_PER_TARGET: usize = 1024;
 /// How often due deliveries (retries, orphans) are looked for, and stale events claimed.
 const LEASE_EVERY: Duration = Duration::from_millis(200);
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
@@ -44,8 +57,16 @@ struct Inner {
     /// An event received but not acknowledged for this long belongs to a dead node.
     orphan_after: Duration,
     client: reqwest::Client,
-    per_target: DashMap<Id, Arc<Semaphore>>,
+    per_target: DashMap<Id, Arc<TargetSlots>>,
     per_node: Arc<Semaphore>,
+    /// Deliveries queued or running on this node → the lease (its end, in ms) they hold.
+    in_flight: DashMap<Id, i64>,
+}
+
+/// One subscription's share of this node: attempts at once, and deliveries queued.
+struct TargetSlots {
+    running: Arc<Semaphore>,
+    queued: AtomicUsize,
 }
 
 impl Dispatcher {
@@ -74,6 +95,7 @@ impl Dispatcher {
             client,
             per_target: DashMap::new(),
             per_node: Arc::new(Semaphore::new(PER_NODE)),
+            in_flight: DashMap::new(),
         })))
     }
 
@@ -135,11 +157,13 @@ impl Dispatcher {
         let mut subscriptions: HashMap<Id, Vec<Subscription>> = HashMap::new();
         let mut deliveries = Vec::new();
         for event in &rendered {
-            if !subscriptions.contains_key(&event.project_id) {
-                let list = self.0.store.list_subscriptions(event.project_id).await?;
-                subscriptions.insert(event.project_id, list);
-            }
-            for s in &subscriptions[&event.project_id] {
+            let project_subscriptions = match subscriptions.entry(event.project_id) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => {
+                    slot.insert(self.0.store.list_subscriptions(event.project_id).await?)
+                }
+            };
+            for s in project_subscriptions.iter() {
                 // A subscription receives the events that happen after it was created.
                 if s.enabled && s.event.matches(event.event_type) && event.at >= s.created_at {
                     deliveries.push(new_delivery(event, s));
@@ -162,7 +186,7 @@ impl Dispatcher {
         metrics::counter!("webhook_deliveries_created_total").increment(deliveries.len() as u64);
         if at_once {
             for delivery in deliveries {
-                self.spawn_attempt(delivery);
+                self.spawn_attempt(delivery, due);
             }
         }
         Ok(())
@@ -181,15 +205,16 @@ impl Dispatcher {
             if available == 0 {
                 continue;
             }
+            let lease = later(self.lease());
             match self
                 .0
                 .store
-                .lease_due_deliveries(Timestamp::now(), later(self.lease()), available)
+                .lease_due_deliveries(Timestamp::now(), lease, available)
                 .await
             {
                 Ok(due) => {
                     for delivery in due {
-                        self.spawn_attempt(delivery);
+                        self.spawn_attempt(delivery, lease);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "webhooks: cannot read the delivery schedule"),
@@ -197,38 +222,89 @@ impl Dispatcher {
         }
     }
 
-    fn spawn_attempt(&self, delivery: Delivery) {
+    /// Queues an attempt of `delivery`, held under the lease that ends at `lease`. A delivery
+    /// already queued here only takes the newer lease; one whose subscription has too many
+    /// queued here stays leased and comes due again when the lease ends.
+    fn spawn_attempt(&self, delivery: Delivery, lease: Timestamp) {
+        match self.0.in_flight.entry(delivery.id) {
+            dashmap::Entry::Occupied(mut held) => {
+                *held.get_mut() = lease.as_millis();
+                return;
+            }
+            dashmap::Entry::Vacant(slot) => {
+                slot.insert(lease.as_millis());
+            }
+        }
+        let slots = self
+            .0
+            .per_target
+            .entry(delivery.subscription_id)
+            .or_insert_with(|| {
+                Arc::new(TargetSlots {
+                    running: Arc::new(Semaphore::new(PER_TARGET)),
+                    queued: AtomicUsize::new(0),
+                })
+            })
+            .clone();
+        if slots.queued.fetch_add(1, Ordering::AcqRel) >= QUEUE_PER_TARGET {
+            slots.queued.fetch_sub(1, Ordering::AcqRel);
+            self.0.in_flight.remove(&delivery.id);
+            metrics::counter!("webhook_deliveries_deferred_total").increment(1);
+            return;
+        }
         let this = self.clone();
         tokio::spawn(async move {
-            let target_limit = this
-                .0
-                .per_target
-                .entry(delivery.subscription_id)
-                .or_insert_with(|| Arc::new(Semaphore::new(PER_TARGET)))
-                .clone();
-            let Ok(_target) = target_limit.acquire_owned().await else {
-                return;
+            let id = delivery.id;
+            let permits = async {
+                let target = slots.running.clone().acquire_owned().await.ok()?;
+                let node = this.0.per_node.clone().acquire_owned().await.ok()?;
+                Some((target, node))
             };
-            let Ok(_node) = this.0.per_node.clone().acquire_owned().await else {
-                return;
-            };
-            if let Err(e) = this.attempt(delivery).await {
-                tracing::warn!(error = %e, "webhooks: cannot record a delivery attempt; it will be retried");
+            if let Some(_permits) = permits.await {
+                if let Err(e) = this.attempt(delivery).await {
+                    tracing::warn!(error = %e, "webhooks: cannot record a delivery attempt; it will be retried");
+                }
             }
+            this.0.in_flight.remove(&id);
+            slots.queued.fetch_sub(1, Ordering::AcqRel);
         });
+    }
+
+    /// Renews this node's lease on a delivery for one attempt. `None` if another node took it
+    /// over (or it ended) while it waited here.
+    async fn take_for_attempt(&self, id: Id) -> StoreResult<Option<Timestamp>> {
+        let lease = later(self.lease());
+        // Two tries: the schedule may hand this node a newer lease between the read and the
+        // renewal.
+        for _ in 0..2 {
+            let Some(held) = self.0.in_flight.get(&id).map(|held| *held) else {
+                return Ok(None);
+            };
+            let held = Timestamp::from_millis(held);
+            if self.0.store.renew_delivery_lease(id, held, lease).await? {
+                self.0.in_flight.insert(id, lease.as_millis());
+                return Ok(Some(lease));
+            }
+        }
+        metrics::counter!("webhook_deliveries_taken_over_total").increment(1);
+        Ok(None)
     }
 
     /// One attempt, then the delivery's next state: delivered, gone (410), failed (schedule
     /// exhausted), cancelled (subscription removed or disabled), or pending the next attempt.
+    /// Nothing is sent, and nothing saved, under a lease this node no longer holds.
     async fn attempt(&self, mut delivery: Delivery) -> StoreResult<()> {
         let store = &self.0.store;
+        let Some(lease) = self.take_for_attempt(delivery.id).await? else {
+            return Ok(());
+        };
         let subscription = store
             .get_subscription(delivery.project_id, delivery.subscription_id)
             .await?;
         let Some(subscription) = subscription.filter(|s| s.enabled) else {
             delivery.state = DeliveryState::Cancelled;
             delivery.updated_at = Timestamp::now();
-            return store.save_delivery(&delivery, None).await;
+            return store.save_delivery(&delivery, None, lease).await.map(drop);
         };
         let attempt = self.send(&delivery, &subscription).await;
         let status = attempt.status;
@@ -241,30 +317,40 @@ impl Dispatcher {
             None => "no_answer",
         };
         metrics::counter!("webhook_attempts_total", "outcome" => outcome).increment(1);
-        match status {
+        let next_attempt = match status {
             Some(200..=299) => {
                 delivery.state = DeliveryState::Delivered;
-                store.save_delivery(&delivery, None).await
+                None
             }
             Some(410) => {
-                let disabled = Subscription {
-                    enabled: false,
-                    updated_at: Timestamp::now(),
-                    ..subscription
-                };
-                store.put_subscription(&disabled).await?;
+                // Re-read, so that an edit made during the attempt is kept.
+                let current = store
+                    .get_subscription(delivery.project_id, delivery.subscription_id)
+                    .await?;
+                if let Some(current) = current {
+                    let disabled = Subscription {
+                        enabled: false,
+                        updated_at: Timestamp::now(),
+                        ..current
+                    };
+                    store.put_subscription(&disabled).await?;
+                }
                 delivery.state = DeliveryState::Gone;
-                store.save_delivery(&delivery, None).await
+                None
             }
             _ => match self.0.config.retry_schedule.get(delivery.attempts.len()) {
-                Some(delay) => store.save_delivery(&delivery, Some(later(*delay))).await,
+                Some(delay) => Some(later(*delay)),
                 None => {
                     metrics::counter!("webhook_deliveries_failed_total").increment(1);
                     delivery.state = DeliveryState::Failed;
-                    store.save_delivery(&delivery, None).await
+                    None
                 }
             },
+        };
+        if !store.save_delivery(&delivery, next_attempt, lease).await? {
+            tracing::warn!(delivery = %delivery.id, "webhooks: lost the lease during an attempt; another node retries it");
         }
+        Ok(())
     }
 
     async fn send(&self, delivery: &Delivery, subscription: &Subscription) -> Attempt {
@@ -288,7 +374,9 @@ impl Dispatcher {
     async fn post(&self, delivery: &Delivery, subscription: &Subscription) -> Result<u16, String> {
         // The target is checked again at delivery time: its DNS may have changed since it was
         // saved. Names are also filtered by the client's resolver, so no rebinding in between.
-        let url = guard::parse_target(&delivery.target).map_err(|e| e.to_string())?;
+        // The subscription's target as it is now: an admin may have fixed it since the delivery
+        // was created.
+        let url = guard::parse_target(&subscription.target).map_err(|e| e.to_string())?;
         if !self.0.config.allow_private {
             guard::check_target(&url, false)
                 .await

@@ -60,6 +60,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
         Some(Box::pin(state.tracker.connect(keys, channel)).await)
     };
     let heartbeat_every = state.config.heartbeat;
+    let stall_limit = heartbeat_every * 2;
     let mut heartbeat = tokio::time::interval_at(
         tokio::time::Instant::now() + heartbeat_every,
         heartbeat_every,
@@ -75,7 +76,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                 let Some(frame) = frame else {
                     break Some((close_code::SLOW_CONSUMER, "slow consumer: resume with since"));
                 };
-                if send(&mut socket, frame.to_string()).await.is_err() {
+                if send(&mut socket, stall_limit, Message::Text(frame.to_string().into())).await.is_err() {
                     break None;
                 }
             }
@@ -101,7 +102,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                     Verdict::Allow => {}
                     Verdict::Limit => {
                         let e = FrameError::new("rate_limited", "too many frames; slow down");
-                        if send(&mut socket, frames::error(&e, None)).await.is_err() {
+                        if send(&mut socket, stall_limit, text_message(frames::error(&e, None))).await.is_err() {
                             break None;
                         }
                         continue;
@@ -120,7 +121,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                 };
                 let mut failed = false;
                 for frame in reply {
-                    if send(&mut socket, frame).await.is_err() {
+                    if send(&mut socket, stall_limit, text_message(frame)).await.is_err() {
                         failed = true;
                         break;
                     }
@@ -133,8 +134,8 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                 if last_heard.elapsed() > heartbeat_every * 2 {
                     break Some((close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
                 }
-                if send(&mut socket, frames::heartbeat("ping")).await.is_err()
-                    || socket.send(Message::Ping(Default::default())).await.is_err()
+                if send(&mut socket, stall_limit, text_message(frames::heartbeat("ping"))).await.is_err()
+                    || send(&mut socket, stall_limit, Message::Ping(Default::default())).await.is_err()
                 {
                     break None;
                 }
@@ -184,8 +185,19 @@ async fn await_close_reply(socket: &mut WebSocket) {
     .await;
 }
 
-async fn send(socket: &mut WebSocket, text: String) -> Result<(), axum::Error> {
-    socket.send(Message::Text(text.into())).await
+/// Sends one message. A client that takes none for `limit` (it stopped reading, or vanished
+/// without a FIN) is given up on: otherwise the blocked send would also stop the heartbeat that
+/// is meant to find such clients.
+async fn send(socket: &mut WebSocket, limit: Duration, message: Message) -> Result<(), ()> {
+    // Boxed: the timer would otherwise enlarge every idle socket's task (see `run`).
+    match Box::pin(tokio::time::timeout(limit, socket.send(message))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+fn text_message(text: String) -> Message {
+    Message::Text(text.into())
 }
 
 /// Answers one text frame with zero or more frames.

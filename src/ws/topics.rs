@@ -5,7 +5,7 @@ use super::frames::{self, FrameError};
 use super::session::frame_error;
 use crate::domain::{ApiKey, Id, LogPosition};
 use crate::error::Error;
-use crate::events::{update_frame, Listener, Resume, Topic, TopicKind};
+use crate::events::{update_frame, Listener, RenderedEvent, Resume, Topic, TopicKind};
 use crate::http::tiledesk::project_users::render;
 use crate::http::AppState;
 use crate::service::{Access, Principal};
@@ -111,27 +111,50 @@ async fn try_subscribe(
     subs.replayed.remove(&topic);
     let name = topic.to_string();
     let mut out = vec![frames::subscribed(&name)];
-    let resume = match since {
-        Some(since) => state
-            .events
-            .resume(since, |e| topic.matches(e))
-            .await
-            .map_err(frame_error)?,
-        None => Resume::Resync,
-    };
-    match resume {
-        Resume::Replay(missed) => {
-            if let Some(last) = missed.last() {
-                subs.replayed.insert(topic, last.position);
-            }
+    match start(state, &topic, since).await {
+        Ok(Start::Replay { missed, up_to }) => {
+            subs.replayed.insert(topic, up_to);
             out.extend(missed.iter().map(|e| update_frame(&topic, e)));
         }
-        Resume::Resync => {
-            let message = snapshot(state, &topic).await.map_err(frame_error)?;
-            out.push(frames::snapshot(&name, message, since.is_some()));
+        Ok(Start::Snapshot(frame)) => out.push(frame),
+        Err(e) => {
+            // Refused after all: no live events for a topic whose start the client never got.
+            subs.listener.unsubscribe(&topic);
+            if subs.listener.topics().is_empty() {
+                *subscriptions = None;
+            }
+            return Err(frame_error(e));
         }
     }
     Ok(out)
+}
+
+/// How a subscription starts: the events missed since `since`, or a snapshot (`resync` if
+/// `since` could not be resumed from).
+enum Start {
+    Replay {
+        missed: Vec<RenderedEvent>,
+        up_to: LogPosition,
+    },
+    Snapshot(String),
+}
+
+async fn start(state: &AppState, topic: &Topic, since: Option<Id>) -> Result<Start, Error> {
+    if let Some(since) = since {
+        let resume = state
+            .events
+            .resume(since, topic.project_id, |e| topic.matches(e))
+            .await?;
+        if let Resume::Replay { missed, up_to } = resume {
+            return Ok(Start::Replay { missed, up_to });
+        }
+    }
+    let message = snapshot(state, topic).await?;
+    Ok(Start::Snapshot(frames::snapshot(
+        &topic.to_string(),
+        message,
+        since.is_some(),
+    )))
 }
 
 /// `unsubscribe`: stops the topic's events; answered with `unsubscribed` either way.

@@ -99,9 +99,9 @@ pub async fn stream(
         let types = query.types.clone();
         let wanted =
             move |e: &RenderedEvent| types.as_ref().is_none_or(|t| t.contains(&e.event_type));
-        match state.events.resume(since, wanted).await? {
-            Resume::Replay(missed) => {
-                replayed_up_to = missed.last().map(|e| e.position);
+        match state.events.resume(since, pid, wanted).await? {
+            Resume::Replay { missed, up_to } => {
+                replayed_up_to = Some(up_to);
                 first.extend(missed.iter().map(sse_event));
             }
             Resume::Resync => {

@@ -127,18 +127,25 @@ impl DeliveryQueue {
             .collect()
     }
 
-    /// The next attempt of a delivery that is still pending (an ended one stays ended).
-    pub(super) fn reschedule(&mut self, delivery: Delivery, due_ms: i64) {
-        if self.pending.contains_key(&delivery.id) {
-            self.schedule(delivery, due_ms);
-        }
+    /// Whether the delivery is pending under the lease that ends at `held_ms`.
+    pub(super) fn holds(&self, id: Id, held_ms: i64) -> bool {
+        self.pending
+            .get(&id)
+            .is_some_and(|(_, due)| *due == held_ms)
     }
 
-    /// Ends a pending delivery and keeps it in the history (once).
-    pub(super) fn finish(&mut self, delivery: &Delivery) {
-        if !self.pending.contains_key(&delivery.id) {
-            return;
+    /// Extends the lease `held_ms` to `until_ms`; `false` if it is no longer that lease.
+    pub(super) fn renew(&mut self, id: Id, held_ms: i64, until_ms: i64) -> bool {
+        if !self.holds(id, held_ms) {
+            return false;
         }
+        let (delivery, _) = self.pending[&id].clone();
+        self.schedule(delivery, until_ms);
+        true
+    }
+
+    /// Ends a pending delivery and keeps it in the history.
+    pub(super) fn finish(&mut self, delivery: &Delivery) {
         self.unschedule(delivery.id);
         let history = self.history.entry(delivery.project_id).or_default();
         history.push_front(delivery.clone());

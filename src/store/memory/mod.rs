@@ -523,8 +523,15 @@ impl Store for MemoryStore {
         Ok(self.lock().presence.dead_nodes())
     }
 
-    async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>> {
+    async fn reap_node(
+        &self,
+        node_id: &str,
+        only_if_expired: bool,
+    ) -> StoreResult<Vec<(PresenceKey, Transition)>> {
         Ok(self.write(|s| {
+            if only_if_expired && s.presence.is_live(node_id) {
+                return Vec::new();
+            }
             let before: HashMap<PresenceKey, Presence> = s
                 .presence
                 .keys_of(node_id)
@@ -639,17 +646,31 @@ impl Store for MemoryStore {
             .lease_due(now.as_millis(), lease_until.as_millis(), limit))
     }
 
+    async fn renew_delivery_lease(
+        &self,
+        id: Id,
+        held: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut s = self.lock();
+        Ok(s.deliveries.renew(id, held.as_millis(), until.as_millis()))
+    }
+
     async fn save_delivery(
         &self,
         delivery: &Delivery,
         next_attempt: Option<Timestamp>,
-    ) -> StoreResult<()> {
+        held: Timestamp,
+    ) -> StoreResult<bool> {
         let mut s = self.lock();
+        if !s.deliveries.holds(delivery.id, held.as_millis()) {
+            return Ok(false);
+        }
         match next_attempt {
-            Some(at) => s.deliveries.reschedule(delivery.clone(), at.as_millis()),
+            Some(at) => s.deliveries.schedule(delivery.clone(), at.as_millis()),
             None => s.deliveries.finish(delivery),
         }
-        Ok(())
+        Ok(true)
     }
 
     async fn delivery_history(&self, project_id: Id, limit: usize) -> StoreResult<Vec<Delivery>> {

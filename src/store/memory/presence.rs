@@ -43,6 +43,11 @@ impl PresenceState {
         self.leases.get(node).is_some_and(|expiry| *expiry >= now)
     }
 
+    /// Whether the node's lease is live now.
+    pub(super) fn is_live(&self, node: &str) -> bool {
+        self.alive(node, now_ms())
+    }
+
     fn live_total(&self, key: &PresenceKey, now: i64) -> u64 {
         self.records.get(key).map_or(0, |r| {
             r.nodes

@@ -3,7 +3,7 @@
 //! (`scripts/event_log.lua`); this file reads them and runs the webhook bookkeeping.
 
 use super::{decode, encode, parse_presence, RedisStore, MAX_BLOCK};
-use crate::domain::{Delivery, LogPosition, LoggedEvent, PresenceKey, Teammate, Timestamp};
+use crate::domain::{Delivery, Id, LogPosition, LoggedEvent, PresenceKey, Teammate, Timestamp};
 use crate::store::{StoreError, StoreResult};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
 use redis::Script;
@@ -19,6 +19,8 @@ static SAVE_DELIVERY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/save_delivery.lua")));
 static LEASE_DELIVERIES: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/lease_deliveries.lua")));
+static RENEW_DELIVERY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/renew_delivery.lua")));
 
 impl RedisStore {
     pub(super) async fn salt(&self) -> StoreResult<u64> {
@@ -227,11 +229,28 @@ impl RedisStore {
         raws.iter().map(|r| decode(r)).collect()
     }
 
+    pub(super) async fn renew_lease_of(
+        &self,
+        id: Id,
+        held: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut invocation = RENEW_DELIVERY.prepare_invoke();
+        invocation
+            .key(self.keys.deliveries_due())
+            .arg(id.to_string())
+            .arg(held.as_millis())
+            .arg(until.as_millis());
+        let renewed: i64 = self.script(&invocation).await?;
+        Ok(renewed == 1)
+    }
+
     pub(super) async fn save(
         &self,
         delivery: &Delivery,
         next_attempt: Option<Timestamp>,
-    ) -> StoreResult<()> {
+        held: Timestamp,
+    ) -> StoreResult<bool> {
         let mut invocation = SAVE_DELIVERY.prepare_invoke();
         invocation
             .key(self.keys.deliveries())
@@ -244,9 +263,10 @@ impl RedisStore {
                     .map(|t| t.as_millis().to_string())
                     .unwrap_or_default(),
             )
-            .arg(HISTORY_LIMIT);
-        let _: i64 = self.script(&invocation).await?;
-        Ok(())
+            .arg(HISTORY_LIMIT)
+            .arg(held.as_millis());
+        let saved: i64 = self.script(&invocation).await?;
+        Ok(saved == 1)
     }
 
     /// A blocking command on its own connection, bounded by the block time plus the usual

@@ -666,7 +666,11 @@ impl Store for RedisStore {
         self.script(&invocation).await
     }
 
-    async fn reap_node(&self, node_id: &str) -> StoreResult<Vec<(PresenceKey, Transition)>> {
+    async fn reap_node(
+        &self,
+        node_id: &str,
+        only_if_expired: bool,
+    ) -> StoreResult<Vec<(PresenceKey, Transition)>> {
         let k = &self.keys;
         let mut invocation = REAP_NODE.prepare_invoke();
         invocation
@@ -675,7 +679,8 @@ impl Store for RedisStore {
             .key(k.node_keys(node_id))
             .arg(node_id)
             .arg(k.prefix())
-            .arg(self.retention);
+            .arg(self.retention)
+            .arg(if only_if_expired { "1" } else { "0" });
         let members: Vec<String> = self.script(&invocation).await?;
         Ok(members
             .iter()
@@ -780,12 +785,22 @@ impl Store for RedisStore {
         self.lease_due(now, lease_until, limit).await
     }
 
+    async fn renew_delivery_lease(
+        &self,
+        id: Id,
+        held: Timestamp,
+        until: Timestamp,
+    ) -> StoreResult<bool> {
+        self.renew_lease_of(id, held, until).await
+    }
+
     async fn save_delivery(
         &self,
         delivery: &Delivery,
         next_attempt: Option<Timestamp>,
-    ) -> StoreResult<()> {
-        self.save(delivery, next_attempt).await
+        held: Timestamp,
+    ) -> StoreResult<bool> {
+        self.save(delivery, next_attempt, held).await
     }
 
     async fn delivery_history(&self, project_id: Id, limit: usize) -> StoreResult<Vec<Delivery>> {

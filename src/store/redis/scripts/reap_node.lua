@@ -1,9 +1,16 @@
 -- Removes a node's counts and lease. A teammate that only this node kept online goes offline
 -- at once (with its event), unless it is in a grace period (which then runs its course).
 -- KEYS[1] leases zset, KEYS[2] pending zset, KEYS[3] the node's keys set.
--- ARGV[1] node id, ARGV[2] key prefix, ARGV[3] event retention.
+-- ARGV[1] node id, ARGV[2] key prefix, ARGV[3] event retention, ARGV[4] '1' to leave the node
+-- alone if its lease is live (it renewed after the reaper saw it expired).
 -- Returns the members that turned offline.
 local now = now_ms()
+if ARGV[4] == '1' then
+  local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if expiry and tonumber(expiry) >= now then
+    return {}
+  end
+end
 local offline = {}
 for _, member in ipairs(redis.call('SMEMBERS', KEYS[3])) do
   local state = state_key_of(ARGV[2], member)
