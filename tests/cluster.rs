@@ -3,11 +3,8 @@
 
 mod common;
 
-use common::{
-    spawn_app_with, token_query, unique_prefix, Engine, RedisServer, TestApp, TestUser, JWT_SECRET,
-};
+use common::{spawn_app_with, token_query, unique_prefix, Engine, RedisServer, TestApp, TestUser};
 use serde_json::json;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(6);
@@ -195,44 +192,16 @@ async fn racing_nodes_make_exactly_one_transition_each_way_per_cycle() {
 }
 
 /// Starts the real binary as a separate process on the cluster's Redis.
-fn spawn_process(c: &Cluster, port: u16) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_presence-gateway"))
-        .env("PRESENCE_LISTEN", format!("127.0.0.1:{port}"))
-        .env("PRESENCE_REDIS_URL", &c.url)
-        .env("PRESENCE_REDIS_PREFIX", &c.prefix)
-        .env("PRESENCE_JWT_SECRET", JWT_SECRET)
-        .env("PRESENCE_NODE_TTL_MS", "1500")
-        .env("PRESENCE_OFFLINE_GRACE_MS", "300")
-        .env("PRESENCE_HEARTBEAT_MS", "500")
-        .env("PRESENCE_LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the gateway binary starts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_healthy(port: u16) {
-    let client = reqwest::Client::new();
-    let ok = common::eventually(Duration::from_secs(10), || {
-        let client = client.clone();
-        async move {
-            client
-                .get(format!("http://127.0.0.1:{port}/healthz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
-    })
-    .await;
-    assert!(ok, "the gateway process became healthy");
+fn spawn_process(c: &Cluster) -> common::GatewayProcess {
+    common::GatewayProcess::start(
+        &c.url,
+        &c.prefix,
+        &[
+            ("PRESENCE_NODE_TTL_MS", "1500"),
+            ("PRESENCE_OFFLINE_GRACE_MS", "300"),
+            ("PRESENCE_HEARTBEAT_MS", "500"),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -243,19 +212,21 @@ async fn a_sigkilled_node_stops_counting_within_ttl_plus_grace_plus_one_second()
         &[("offline_grace_ms", "300"), ("node_ttl_ms", "1500")],
     )
     .await;
-    let port = free_port();
-    let mut child = spawn_process(&c, port);
-    wait_healthy(port).await;
-    let url = format!("ws://127.0.0.1:{port}/ws?{}", token_query(&c.agent.token));
+    let mut child = spawn_process(&c);
+    child.wait_healthy().await;
+    let url = format!(
+        "ws://127.0.0.1:{}/ws?{}",
+        child.port,
+        token_query(&c.agent.token)
+    );
     let (tab, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let observer = &c.nodes[0];
     observer
         .wait_status(&c.pid, &c.puid, &c.owner.token, "online", WAIT)
         .await;
 
-    child.kill().unwrap(); // SIGKILL: no handover, no goodbye.
+    child.kill(); // SIGKILL: no handover, no goodbye.
     let killed = Instant::now();
-    child.wait().unwrap();
     observer
         .wait_status(&c.pid, &c.puid, &c.owner.token, "offline", WAIT)
         .await;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use presence_gateway::{App, Config};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -427,7 +429,7 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -768,5 +770,74 @@ impl Agent {
                 );
             }
         }
+    }
+}
+
+// ---- gateway processes --------------------------------------------------------------------------
+
+/// The real `presence-gateway` binary as a separate process (for SIGKILL), on a given Redis and
+/// prefix, with the test JWT secret. Killed on drop.
+pub struct GatewayProcess {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl GatewayProcess {
+    /// Starts it on a free port; `env` adds or overrides `PRESENCE_*` variables.
+    pub fn start(redis_url: &str, prefix: &str, env: &[(&str, &str)]) -> GatewayProcess {
+        let port = free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_presence-gateway"));
+        command
+            .env("PRESENCE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PRESENCE_REDIS_URL", redis_url)
+            .env("PRESENCE_REDIS_PREFIX", prefix)
+            .env("PRESENCE_JWT_SECRET", JWT_SECRET)
+            .env("PRESENCE_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("the gateway binary starts");
+        GatewayProcess {
+            port,
+            child: Some(child),
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Waits until `/healthz` answers 200; panics after 10 s.
+    pub async fn wait_healthy(&self) {
+        let client = reqwest::Client::new();
+        let url = format!("{}/healthz", self.address());
+        let ok = eventually(Duration::from_secs(10), || {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                client
+                    .get(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            }
+        })
+        .await;
+        assert!(ok, "the gateway process became healthy");
+    }
+
+    /// SIGKILL: no handover, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
