@@ -31,7 +31,7 @@ nodes=1; case "$mode" in latency|fanout) [ "$engine" = redis ] && nodes=2 ;; esa
 addrs=(); gpids=()
 for _ in $(seq "$nodes"); do
   port=$(free_port)
-  PRESENCE_LISTEN="127.0.0.1:$port" target/release/presence-gateway &
+  PRESENCE_LISTEN="127.0.0.1:$port" target/release/presence-gateway >>"$tmp/gateway.log" 2>&1 &
   pids+=($!); gpids+=($!); addrs+=("127.0.0.1:$port")
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
@@ -40,7 +40,7 @@ case "$mode" in
   idle)    args=(idle --teammates 1875 --tabs 8) ;;
   churn)   args=(churn --secs 10 --concurrency 64) ;;
   latency) args=(latency --samples 300) ;;
-  fanout)  args=(fanout --subscribers 1000 --samples 100) ;;
+  fanout)  args=(fanout --subscribers 1000 --samples ${SAMPLES:-100}) ;;
   webhooks) args=(webhooks --events 2000 --subscriptions 10) ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac

@@ -10,6 +10,7 @@ use crate::service::{Accounts, Teams};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::webhooks::{Dispatcher, Subscriptions};
 use axum::extract::Request;
+use axum::serve::ListenerExt;
 use axum::ServiceExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -81,8 +82,7 @@ impl App {
         if let Err(e) = events.prepare_tail().await {
             tracing::warn!(error = %e, "cannot read the event log yet; will tail from its end");
         }
-        // One process-wide TLS crypto provider for webhook deliveries to https targets.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::webhooks::install_tls_provider();
         let dispatcher = Dispatcher::new(
             store.clone(),
             events.clone(),
@@ -154,6 +154,13 @@ impl App {
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.
         let service = NormalizePathLayer::trim_trailing_slash().layer(router);
         let stop_sockets = stop.clone();
+        // Nagle's algorithm would hold a frame back until the client acknowledges the previous
+        // one, which a delayed ACK can put off by 40 ms: presence frames go out at once instead.
+        let listener = listener.tap_io(|stream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+            }
+        });
         axum::serve(listener, ServiceExt::<Request>::into_make_service(service))
             .with_graceful_shutdown(async move {
                 shutdown.await;

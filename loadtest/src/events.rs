@@ -86,6 +86,8 @@ pub async fn fanout(
     let gateways_before: Vec<_> = cli.gateway_pid.iter().map(|p| cpu_time(Some(*p))).collect();
     let started = Instant::now();
     let mut latencies = Vec::new();
+    // Per transition: when the first and the last subscriber saw it.
+    let (mut firsts, mut lasts) = (Vec::new(), Vec::new());
     let mut expected_seq = 0;
     let mut socket = None;
     for i in 0..samples + warmup {
@@ -101,6 +103,7 @@ pub async fn fanout(
         }
         expected_seq += 1;
         let mut received = 0;
+        let (mut first, mut last) = (Duration::MAX, Duration::ZERO);
         while received < subscribers {
             let (seq, at) = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
                 .await
@@ -111,9 +114,15 @@ pub async fn fanout(
             }
             expected_seq = expected_seq.max(seq);
             received += 1;
+            first = first.min(at - t0);
+            last = last.max(at - t0);
             if i >= warmup {
                 latencies.push(at - t0);
             }
+        }
+        if i >= warmup {
+            firsts.push(first);
+            lasts.push(last);
         }
         bar.inc(1);
     }
@@ -133,6 +142,8 @@ pub async fn fanout(
         "samples": samples,
         "observed_through": format!("WebSocket topic {topic} on the watcher node"),
         "latency": summary(&mut latencies),
+        "first_subscriber": summary(&mut firsts),
+        "last_subscriber": summary(&mut lasts),
         "cpu": {"loadtest_cpu_percent": stats::cpu_percent(self_before, cpu_time(None), wall), "gateways": gateways},
     }))
 }

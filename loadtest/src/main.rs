@@ -118,6 +118,8 @@ pub enum Mode {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Features unify across the workspace: reqwest comes with the gateway's TLS setup.
+    presence_gateway::webhooks::install_tls_provider();
     let report = match &cli.mode {
         Mode::Idle {
             teammates,

@@ -1,15 +1,17 @@
 //! The node-local fan-out: topic → the listeners (agent sockets, SSE streams) subscribed to it.
 //!
 //! Each listener has one bounded queue. Publishing never waits: a listener whose queue is full is
-//! a slow consumer; it is marked, unregistered and told to go, and nobody else is slowed down.
+//! a slow consumer; it is marked and unregistered, and nobody else is slowed down. It finds out at
+//! its next `recv` (it cannot be waiting in `recv` then: its queue is full).
 //! Each event's frame for a topic is built once, however many listeners share the topic.
 
 use super::{RenderedEvent, Topic};
 use crate::domain::EventType;
+use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 /// Frames a listener may have waiting before it counts as a slow consumer.
 pub const LISTENER_QUEUE: usize = 1024;
@@ -19,8 +21,9 @@ pub const LISTENER_QUEUE: usize = 1024;
 pub struct Published {
     pub topic: Topic,
     pub event: Arc<RenderedEvent>,
-    /// The WebSocket `publish`/`UPDATE` frame for this topic.
-    pub frame: Arc<str>,
+    /// The WebSocket `publish`/`UPDATE` frame for this topic, shared: sending it to another
+    /// socket copies a pointer, not the text.
+    pub frame: Utf8Bytes,
 }
 
 #[derive(Default)]
@@ -34,13 +37,8 @@ struct Registration {
     queue: mpsc::Sender<Published>,
     /// Event types this listener wants; `None` = all.
     types: Option<Vec<EventType>>,
-    state: Arc<ListenerState>,
-}
-
-#[derive(Default)]
-struct ListenerState {
-    overflowed: AtomicBool,
-    wake: Notify,
+    /// Set when the listener's queue overflowed.
+    overflowed: Arc<AtomicBool>,
 }
 
 impl Hub {
@@ -57,7 +55,7 @@ impl Hub {
             queue,
             receiver,
             types,
-            state: Arc::default(),
+            overflowed: Arc::default(),
             topics: Vec::new(),
         }
     }
@@ -69,7 +67,7 @@ impl Hub {
             let Some(registrations) = self.topics.get(&topic) else {
                 continue;
             };
-            let frame: Arc<str> = update_frame(&topic, &event).into();
+            let frame = Utf8Bytes::from(update_frame(&topic, &event));
             for r in registrations.iter() {
                 if r.types
                     .as_ref()
@@ -85,8 +83,7 @@ impl Hub {
                 match r.queue.try_send(published) {
                     Ok(()) => {}
                     Err(mpsc::error::TrySendError::Full(_)) => {
-                        r.state.overflowed.store(true, Ordering::Release);
-                        r.state.wake.notify_one();
+                        r.overflowed.store(true, Ordering::Release);
                         metrics::counter!("subscribers_dropped_total").increment(1);
                         dropped.push((topic, r.id));
                     }
@@ -132,7 +129,7 @@ pub struct Listener {
     queue: mpsc::Sender<Published>,
     receiver: mpsc::Receiver<Published>,
     types: Option<Vec<EventType>>,
-    state: Arc<ListenerState>,
+    overflowed: Arc<AtomicBool>,
     topics: Vec<Topic>,
 }
 
@@ -151,7 +148,7 @@ impl Listener {
                 id: self.id,
                 queue: self.queue.clone(),
                 types: self.types.clone(),
-                state: self.state.clone(),
+                overflowed: self.overflowed.clone(),
             }));
         true
     }
@@ -173,16 +170,12 @@ impl Listener {
         if self.is_dropped() {
             return None;
         }
-        tokio::select! {
-            biased;
-            _ = self.state.wake.notified() => None,
-            item = self.receiver.recv() => item,
-        }
+        self.receiver.recv().await
     }
 
     /// The listener fell behind (its queue filled up) and gets no more events.
     pub fn is_dropped(&self) -> bool {
-        self.state.overflowed.load(Ordering::Acquire)
+        self.overflowed.load(Ordering::Acquire)
     }
 }
 

@@ -109,6 +109,13 @@ impl Subscriptions {
     }
 }
 
+/// Installs the process-wide TLS crypto provider (ring) that HTTP clients built with this crate's
+/// reqwest features need, for webhook deliveries to https targets. Idempotent; every process that
+/// links the crate and builds a reqwest client (the gateway, the loadtest) calls it first.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn parse_event(event: &str) -> Result<EventFilter> {
     EventFilter::try_from(event.to_string()).map_err(|_| {
         Error::bad_request(format!(

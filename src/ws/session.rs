@@ -76,7 +76,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                 let Some(frame) = frame else {
                     break Some((close_code::SLOW_CONSUMER, "slow consumer: resume with since"));
                 };
-                if send(&mut socket, stall_limit, Message::Text(frame.to_string().into())).await.is_err() {
+                if send(&mut socket, stall_limit, Message::Text(frame)).await.is_err() {
                     break None;
                 }
             }
@@ -190,7 +190,12 @@ async fn await_close_reply(socket: &mut WebSocket) {
 /// is meant to find such clients.
 async fn send(socket: &mut WebSocket, limit: Duration, message: Message) -> Result<(), ()> {
     // Boxed: the timer would otherwise enlarge every idle socket's task (see `run`).
-    match Box::pin(tokio::time::timeout(limit, socket.send(message))).await {
+    let mut sending = Box::pin(socket.send(message));
+    // Most sends complete at once: only a send that has to wait gets a timer.
+    if let std::task::Poll::Ready(sent) = futures::poll!(sending.as_mut()) {
+        return sent.map_err(drop);
+    }
+    match tokio::time::timeout(limit, sending).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }

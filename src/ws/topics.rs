@@ -9,9 +9,9 @@ use crate::events::{update_frame, Listener, RenderedEvent, Resume, Topic, TopicK
 use crate::http::tiledesk::project_users::render;
 use crate::http::AppState;
 use crate::service::{Access, Principal};
+use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Who is on the socket, kept small (an idle socket holds it): the user's id, or the API key.
 pub struct SocketCaller {
@@ -47,7 +47,7 @@ pub struct Subscriptions {
 
 /// The next frame to send for the socket's topics. Never resolves without subscriptions;
 /// `None` once the socket fell behind and the hub dropped it.
-pub async fn next(subscriptions: &mut Option<Box<Subscriptions>>) -> Option<Arc<str>> {
+pub async fn next(subscriptions: &mut Option<Box<Subscriptions>>) -> Option<Utf8Bytes> {
     let Some(subs) = subscriptions.as_mut() else {
         return std::future::pending().await;
     };
