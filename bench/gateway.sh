@@ -40,7 +40,7 @@ case "$mode" in
   idle)    args=(idle --teammates 1875 --tabs 8) ;;
   churn)   args=(churn --secs 10 --concurrency 64) ;;
   latency) args=(latency --samples 300) ;;
-  fanout)  args=(fanout --subscribers 1000 --samples ${SAMPLES:-100}) ;;
+  fanout)  args=(fanout --subscribers ${SUBSCRIBERS:-1000} --samples ${SAMPLES:-100}) ;;
   webhooks) args=(webhooks --events 2000 --subscriptions 10) ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac

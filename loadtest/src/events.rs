@@ -204,15 +204,16 @@ pub async fn webhooks(
         .map(|i| {
             let (http, base, token, puids) = (&world.http, &base, &world.owner_token, &puids);
             async move {
-                // Teammate i % n flips its availability: every call is a change, so one event.
+                // A status no teammate had before: every call is a change, so one event, even
+                // when calls for one teammate overlap (flipping a flag would not be).
                 let puid = &puids[i % puids.len()];
-                let available = (i / puids.len()) % 2 == 1;
+                let status = format!("bench-{i}");
                 call(
                     http,
                     reqwest::Method::PUT,
                     format!("{base}/project_users/{puid}"),
                     Some(token),
-                    Some(json!({"user_available": available})),
+                    Some(json!({"profileStatus": status})),
                 )
                 .await
             }
