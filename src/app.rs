@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::events::Events;
 use crate::http::{self, state::Shared, AppState};
 use crate::presence::{self, MaintenanceTimings, Tracker};
-use crate::service::{Accounts, Teams};
+use crate::service::{Accounts, AgentTeams, Teams};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::webhooks::{Dispatcher, Subscriptions};
 use axum::extract::Request;
@@ -65,6 +65,7 @@ impl App {
         };
         let accounts = Accounts::new(store.clone(), JwtKeys::new(&secret), config.jwt_ttl);
         let teams = Teams::new(store.clone());
+        let agent_teams = AgentTeams::new(teams.clone());
         let tracker = Tracker::new(
             config.node_id.clone(),
             store.clone(),
@@ -97,6 +98,7 @@ impl App {
             store,
             accounts,
             teams,
+            agent_teams,
             tracker,
             events,
             subscriptions,

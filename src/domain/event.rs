@@ -20,10 +20,12 @@ pub enum EventType {
     Disable,
     Delete,
     Restore,
+    TeamMemberAdded,
+    TeamMemberRemoved,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 8] = [
+    pub const ALL: [EventType; 10] = [
         EventType::PresenceOnline,
         EventType::PresenceOffline,
         EventType::AvailabilityUpdate,
@@ -32,6 +34,8 @@ impl EventType {
         EventType::Disable,
         EventType::Delete,
         EventType::Restore,
+        EventType::TeamMemberAdded,
+        EventType::TeamMemberRemoved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,11 +48,20 @@ impl EventType {
             EventType::Disable => "project_user.disable",
             EventType::Delete => "project_user.delete",
             EventType::Restore => "project_user.restore",
+            EventType::TeamMemberAdded => "team.member_added",
+            EventType::TeamMemberRemoved => "team.member_removed",
         }
     }
 
     pub fn is_presence(self) -> bool {
         matches!(self, EventType::PresenceOnline | EventType::PresenceOffline)
+    }
+
+    pub fn is_team_membership(self) -> bool {
+        matches!(
+            self,
+            EventType::TeamMemberAdded | EventType::TeamMemberRemoved
+        )
     }
 }
 

@@ -39,6 +39,9 @@ pub struct Teammate {
     pub created_by: Option<Id>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The (Dixa) teams this teammate belongs to, sorted, without duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teams: Vec<Id>,
     /// Optimistic-concurrency counter: every stored write must name the version it replaces, so
     /// two nodes updating one teammate at once cannot silently overwrite each other.
     #[serde(default)]
@@ -65,6 +68,7 @@ impl Teammate {
             created_by,
             created_at: now,
             updated_at: now,
+            teams: Vec::new(),
             version: 1,
         }
     }
@@ -78,6 +82,28 @@ impl Teammate {
     /// An owner that still holds the project. The last one can be neither removed nor demoted.
     pub fn is_active_owner(&self) -> bool {
         self.role == Role::Owner && self.is_active()
+    }
+
+    /// Joins a team; `false` if already a member.
+    pub fn join_team(&mut self, team: Id) -> bool {
+        match self.teams.binary_search(&team) {
+            Ok(_) => false,
+            Err(at) => {
+                self.teams.insert(at, team);
+                true
+            }
+        }
+    }
+
+    /// Leaves a team; `false` if not a member.
+    pub fn leave_team(&mut self, team: Id) -> bool {
+        match self.teams.binary_search(&team) {
+            Ok(at) => {
+                self.teams.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// `max_served_chat > 0 && number_assigned_requests >= max_served_chat` (CONTRACT §3).

@@ -82,16 +82,23 @@ impl Events {
         Ok(*ids)
     }
 
-    /// Renders a batch of events, with one user lookup for all of them.
+    /// Renders a batch of events, with one user lookup for all of them (and a team lookup per
+    /// team membership event, which are rare).
     pub async fn render_all(&self, events: &[LoggedEvent]) -> Result<Vec<RenderedEvent>> {
         let ids = self.ids().await?;
         let user_ids: Vec<Id> = events.iter().map(|e| e.teammate.user_id).collect();
         let users = self.store.get_users(&user_ids).await?;
-        Ok(events
-            .iter()
-            .zip(users.iter())
-            .map(|(e, u)| render(&ids, e, u.as_ref()))
-            .collect())
+        let mut rendered = Vec::with_capacity(events.len());
+        for (event, user) in events.iter().zip(users.iter()) {
+            let team = match render::teams_of(event).first() {
+                Some(team) if event.event_type.is_team_membership() => {
+                    self.store.get_team(event.key.project_id, *team).await?
+                }
+                _ => None,
+            };
+            rendered.push(render(&ids, event, user.as_ref(), team.as_ref()));
+        }
+        Ok(rendered)
     }
 
     /// The events of `project_id` after the one with id `since` that `keep` selects, or

@@ -2,7 +2,7 @@
 //! every subscriber on it.
 
 use crate::domain::{
-    EventIds, EventType, Id, LogPosition, LoggedEvent, Presence, Teammate, Timestamp, User,
+    EventIds, EventType, Id, LogPosition, LoggedEvent, Presence, Team, Teammate, Timestamp, User,
 };
 use crate::http::tiledesk::views::{PresenceView, TeammateView};
 use serde::Serialize;
@@ -17,6 +17,9 @@ pub struct RenderedEvent {
     pub project_id: Id,
     pub teammate_id: Id,
     pub user_id: Id,
+    /// The (Dixa) teams whose topics carry the event: for a membership change, the team joined
+    /// or left; otherwise every team the teammate was or is in.
+    pub teams: Vec<Id>,
     pub at: Timestamp,
     /// The teammate JSON after the change (the envelope's `payload`, a frame's `message`).
     pub payload: String,
@@ -36,12 +39,28 @@ struct Envelope<'a> {
     seq: u64,
     payload: &'a Value,
     previous: Map<String, Value>,
+    /// For team membership events: the team, `{"id","name"}` (no name once it is deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    team: Option<Value>,
 }
 
 /// Renders one logged event. `user` is the teammate's user as it is now (the log keeps the
-/// teammate, not the user).
-pub fn render(ids: &EventIds, event: &LoggedEvent, user: Option<&User>) -> RenderedEvent {
+/// teammate, not the user); `team` is the team of a membership event, if it still exists.
+pub fn render(
+    ids: &EventIds,
+    event: &LoggedEvent,
+    user: Option<&User>,
+    team: Option<&Team>,
+) -> RenderedEvent {
     let teammate = &event.teammate;
+    let teams = teams_of(event);
+    let team = event.event_type.is_team_membership().then(|| {
+        let id = teams.first().copied().unwrap_or_default();
+        match team {
+            Some(team) => serde_json::json!({"id": id.to_string(), "name": team.name}),
+            None => serde_json::json!({"id": id.to_string()}),
+        }
+    });
     let payload = teammate_json(teammate, user, &event.presence);
     let envelope = Envelope {
         id: ids.id_of(event.position).to_string(),
@@ -53,6 +72,7 @@ pub fn render(ids: &EventIds, event: &LoggedEvent, user: Option<&User>) -> Rende
         seq: event.seq,
         payload: &payload,
         previous: previous(event, user),
+        team,
     };
     RenderedEvent {
         position: event.position,
@@ -61,10 +81,35 @@ pub fn render(ids: &EventIds, event: &LoggedEvent, user: Option<&User>) -> Rende
         project_id: teammate.project_id,
         teammate_id: teammate.id,
         user_id: teammate.user_id,
+        teams,
         at: event.at,
         envelope: serde_json::to_string(&envelope).unwrap_or_default(),
         payload: serde_json::to_string(&payload).unwrap_or_default(),
     }
+}
+
+/// The teams an event concerns (see [`RenderedEvent::teams`]).
+pub fn teams_of(event: &LoggedEvent) -> Vec<Id> {
+    let after = &event.teammate.teams;
+    let before = event
+        .before
+        .as_ref()
+        .map(|b| b.teams.as_slice())
+        .unwrap_or(&[]);
+    let mut teams: Vec<Id> = if event.event_type.is_team_membership() {
+        // The symmetric difference: the team joined or left.
+        after
+            .iter()
+            .filter(|t| !before.contains(t))
+            .chain(before.iter().filter(|t| !after.contains(t)))
+            .copied()
+            .collect()
+    } else {
+        after.iter().chain(before).copied().collect()
+    };
+    teams.sort_unstable();
+    teams.dedup();
+    teams
 }
 
 fn teammate_json(teammate: &Teammate, user: Option<&User>, presence: &Presence) -> Value {
@@ -134,7 +179,7 @@ mod tests {
         after.user_available = false;
         after.updated_at = Timestamp::from_millis(before.updated_at.as_millis() + 10);
         let event = logged(EventType::AvailabilityUpdate, Some(before.clone()), after);
-        let rendered = render(&EventIds::new(9), &event, None);
+        let rendered = render(&EventIds::new(9), &event, None, None);
         let envelope: Value = serde_json::from_str(&rendered.envelope).unwrap();
         assert_eq!(envelope["type"], "availability.update");
         assert_eq!(envelope["seq"], 3);
@@ -160,7 +205,7 @@ mod tests {
         let mut event = logged(EventType::PresenceOnline, None, t.clone());
         event.presence.status = PresenceStatus::Online;
         event.presence_before = Some(Presence::never_connected(t.created_at));
-        let rendered = render(&EventIds::new(1), &event, None);
+        let rendered = render(&EventIds::new(1), &event, None, None);
         let envelope: Value = serde_json::from_str(&rendered.envelope).unwrap();
         assert_eq!(envelope["payload"]["presence"]["status"], "online");
         assert_eq!(envelope["previous"]["presence"]["status"], "offline");

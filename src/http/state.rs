@@ -3,7 +3,7 @@ use crate::domain::{Presence, Teammate};
 use crate::error::Result;
 use crate::events::Events;
 use crate::presence::Tracker;
-use crate::service::{Accounts, Teams};
+use crate::service::{Accounts, AgentTeams, Teams};
 use crate::store::Store;
 use crate::webhooks::Subscriptions;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -20,6 +20,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub accounts: Accounts,
     pub teams: Teams,
+    /// Teams of agents (Dixa).
+    pub agent_teams: AgentTeams,
     pub tracker: Tracker,
     pub events: Events,
     pub subscriptions: Subscriptions,

@@ -5,8 +5,10 @@
 
 mod access;
 mod accounts;
+mod agent_teams;
 mod teammates;
 
 pub use access::{Access, Principal};
 pub use accounts::{Accounts, SignupRequest, SIGNIN_ATTEMPTS, SIGNIN_WINDOW};
+pub use agent_teams::AgentTeams;
 pub use teammates::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch, Teams};

@@ -29,6 +29,11 @@ pub struct TeammatePatch {
     pub status: Option<TeammateStatus>,
     /// Admin route only.
     pub number_assigned_requests: Option<i64>,
+    /// Trash (`true`) or restore (`false`); admin only (the Desk `state`).
+    pub trashed: Option<bool>,
+    /// A JSON merge patch (RFC 7396) applied to `settings`: keys set to `null` are removed,
+    /// objects are merged, anything else replaces (the Desk preferences).
+    pub settings_merge: Option<Map<String, Value>>,
 }
 
 #[derive(Debug)]
@@ -192,6 +197,7 @@ impl Teams {
         let patch = TeammatePatch {
             status: None,
             number_assigned_requests: None,
+            trashed: None,
             ..patch
         };
         let (_, after) = self
@@ -241,7 +247,11 @@ impl Teams {
                             t.status = TeammateStatus::Disabled;
                             t.user_available = false;
                         }
-                        _ => t.trashed = true,
+                        _ => {
+                            t.trashed = true;
+                            // A teammate removed from the project leaves its teams.
+                            t.teams.clear();
+                        }
                     }
                     Ok(())
                 })
@@ -274,6 +284,37 @@ impl Teams {
                 guard_owner_change(access.role, t)?;
                 t.trashed = false;
                 t.status = TeammateStatus::Active;
+                Ok(())
+            })
+            .await?;
+        Ok(after)
+    }
+
+    /// Adds a teammate to a (Dixa) team, or removes it, with a `team.member_added` /
+    /// `team.member_removed` event; nothing (no event) if it is already so. The caller checks
+    /// the team and the caller's role.
+    pub(super) async fn set_team_membership(
+        &self,
+        project_id: domain::Id,
+        teammate_id: domain::Id,
+        team_id: domain::Id,
+        member: bool,
+    ) -> Result<Teammate> {
+        let event = if member {
+            EventType::TeamMemberAdded
+        } else {
+            EventType::TeamMemberRemoved
+        };
+        let (_, after) = self
+            .mutate(project_id, teammate_id, event, |t| {
+                if member {
+                    if t.trashed {
+                        return Err(Error::bad_request("a trashed teammate cannot join a team"));
+                    }
+                    t.join_team(team_id);
+                } else {
+                    t.leave_team(team_id);
+                }
                 Ok(())
             })
             .await?;
@@ -351,6 +392,12 @@ const UPDATE: EventKind = EventKind::Classified;
 /// `project_user.disable`; a change of `user_available` and/or `profileStatus` alone is an
 /// `availability.update`; anything else is a `project_user.update`.
 fn classify_update(before: &Teammate, after: &Teammate) -> EventType {
+    if !before.trashed && after.trashed {
+        return EventType::Delete;
+    }
+    if before.trashed && !after.trashed {
+        return EventType::Restore;
+    }
     if before.status == TeammateStatus::Active && after.status == TeammateStatus::Disabled {
         return EventType::Disable;
     }
@@ -392,6 +439,17 @@ fn apply_patch(actor: Role, t: &mut Teammate, patch: &TeammatePatch) -> Result<(
             t.status = status;
         }
     }
+    if let Some(trashed) = patch.trashed {
+        if trashed != t.trashed {
+            guard_owner_change(actor, t)?;
+            t.trashed = trashed;
+            if trashed {
+                t.teams.clear();
+            } else {
+                t.status = TeammateStatus::Active;
+            }
+        }
+    }
     if let Some(v) = patch.user_available {
         t.user_available = v;
     }
@@ -415,7 +473,35 @@ fn apply_patch(actor: Role, t: &mut Teammate, patch: &TeammatePatch) -> Result<(
     if let Some(v) = &patch.settings {
         t.settings = v.clone();
     }
+    if let Some(merge) = &patch.settings_merge {
+        merge_patch(&mut t.settings, merge);
+    }
     Ok(())
+}
+
+/// RFC 7396 JSON merge patch of an object.
+fn merge_patch(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (key, value) in patch {
+        match value {
+            Value::Null => {
+                target.remove(key);
+            }
+            Value::Object(inner) => {
+                let slot = target
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !slot.is_object() {
+                    *slot = Value::Object(Map::new());
+                }
+                if let Value::Object(existing) = slot {
+                    merge_patch(existing, inner);
+                }
+            }
+            other => {
+                target.insert(key.clone(), other.clone());
+            }
+        }
+    }
 }
 
 impl Principal {

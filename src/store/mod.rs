@@ -15,7 +15,7 @@ pub use redis::RedisStore;
 
 use crate::domain::{
     ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
-    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Teammate, Timestamp,
+    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Team, Teammate, Timestamp,
     Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
@@ -63,6 +63,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// Replaces a user record (the email is not changeable through this call).
     async fn update_user(&self, user: &User) -> StoreResult<()>;
+    /// Replaces a user record with a new (lower-cased) email, atomically with the uniqueness
+    /// index: `Conflict` if another user has that email, `NotFound` without the user.
+    async fn change_user_email(&self, user: &User) -> StoreResult<()>;
 
     // ---- projects ----------------------------------------------------------------------------
     /// Creates a project together with its first (owner) teammate, atomically.
@@ -95,6 +98,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Removes a teammate for good, with the same checks; appends `project_user.delete`.
     async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()>;
+
+    // ---- teams (Dixa) ----------------------------------------------------------------------------
+    // Membership lives on the teammates (`Teammate::teams`) and changes through
+    // `update_teammate`, so it needs nothing here.
+
+    /// Inserts or replaces a team.
+    async fn put_team(&self, team: &Team) -> StoreResult<()>;
+    async fn list_teams(&self, project_id: Id) -> StoreResult<Vec<Team>>;
+    async fn get_team(&self, project_id: Id, id: Id) -> StoreResult<Option<Team>>;
+    /// `false` if there was no such team.
+    async fn delete_team(&self, project_id: Id, id: Id) -> StoreResult<bool>;
 
     // ---- pending invitations -------------------------------------------------------------------
     /// Inserts or replaces the invitation for (project, email).

@@ -7,8 +7,8 @@ pub mod signing;
 
 pub use dispatcher::Dispatcher;
 
-use crate::domain::Role;
 use crate::domain::{EventFilter, Id, Subscription, Timestamp};
+use crate::domain::{EventType, Role};
 use crate::error::{Error, Result};
 use crate::service::{Access, Principal};
 use crate::store::Store;
@@ -118,11 +118,11 @@ pub fn install_tls_provider() {
 
 fn parse_event(event: &str) -> Result<EventFilter> {
     EventFilter::try_from(event.to_string()).map_err(|_| {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         Error::bad_request(format!(
-            "unknown event `{}`: use `*` or one of presence.online, presence.offline, \
-             availability.update, project_user.invite, project_user.update, project_user.disable, \
-             project_user.delete, project_user.restore",
-            event.chars().take(64).collect::<String>()
+            "unknown event `{}`: use `*` or one of {}",
+            event.chars().take(64).collect::<String>(),
+            known.join(", ")
         ))
     })
 }

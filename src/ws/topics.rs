@@ -87,7 +87,7 @@ async fn try_subscribe(
         FrameError::new(
             "invalid_topic",
             "topics are /{pid}/project_users, /{pid}/project_users/{puid}, \
-             /{pid}/project_users/users/{user_id} and /{pid}/events",
+             /{pid}/project_users/users/{user_id}, /{pid}/events and /{pid}/teams/{team_id}",
         )
     })?;
     let since: Option<Id> = since
@@ -111,7 +111,7 @@ async fn try_subscribe(
     subs.replayed.remove(&topic);
     let name = topic.to_string();
     let mut out = vec![frames::subscribed(&name)];
-    match start(state, &topic, since).await {
+    match start(state, &access, &topic, since).await {
         Ok(Start::Replay { missed, up_to }) => {
             subs.replayed.insert(topic, up_to);
             out.extend(missed.iter().map(|e| update_frame(&topic, e)));
@@ -139,7 +139,12 @@ enum Start {
     Snapshot(String),
 }
 
-async fn start(state: &AppState, topic: &Topic, since: Option<Id>) -> Result<Start, Error> {
+async fn start(
+    state: &AppState,
+    access: &Access,
+    topic: &Topic,
+    since: Option<Id>,
+) -> Result<Start, Error> {
     if let Some(since) = since {
         let resume = state
             .events
@@ -149,7 +154,7 @@ async fn start(state: &AppState, topic: &Topic, since: Option<Id>) -> Result<Sta
             return Ok(Start::Replay { missed, up_to });
         }
     }
-    let message = snapshot(state, topic).await?;
+    let message = snapshot(state, access, topic).await?;
     Ok(Start::Snapshot(frames::snapshot(
         &topic.to_string(),
         message,
@@ -175,10 +180,14 @@ pub fn unsubscribe(subscriptions: &mut Option<Box<Subscriptions>>, text: &str) -
 
 /// The topic's current state: the team (without trashed teammates) as an array, or one
 /// teammate.
-async fn snapshot(state: &AppState, topic: &Topic) -> Result<Value, Error> {
+async fn snapshot(state: &AppState, access: &Access, topic: &Topic) -> Result<Value, Error> {
     let pid = topic.project_id;
     let teammate = match topic.kind {
-        TopicKind::Team | TopicKind::Events => {
+        TopicKind::Team(team_id) => {
+            let members = state.agent_teams.members(access, team_id).await?;
+            return Ok(Value::Array(render(state, &members).await?));
+        }
+        TopicKind::ProjectUsers | TopicKind::Events => {
             let team: Vec<_> = state
                 .store
                 .list_teammates(pid)

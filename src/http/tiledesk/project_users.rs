@@ -262,6 +262,7 @@ impl UpdateBody {
                 .transpose()?,
             status: self.status.as_deref().map(parse_status).transpose()?,
             number_assigned_requests: self.number_assigned_requests,
+            ..Default::default()
         })
     }
 }

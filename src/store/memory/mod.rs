@@ -10,7 +10,7 @@ mod presence;
 use super::{FailedSignins, Store, StoreError, StoreResult};
 use crate::domain::{
     ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
-    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Teammate, Timestamp,
+    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Team, Teammate, Timestamp,
     Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
@@ -53,6 +53,8 @@ struct State {
     log: events::EventLog,
     /// project id -> subscription id -> subscription
     subscriptions: HashMap<Id, HashMap<Id, Subscription>>,
+    /// project id -> team id -> team
+    teams: HashMap<Id, HashMap<Id, Team>>,
     deliveries: events::DeliveryQueue,
 }
 
@@ -79,6 +81,7 @@ impl MemoryStore {
                 log: events::EventLog::new(retention),
                 subscriptions: Default::default(),
                 deliveries: Default::default(),
+                teams: Default::default(),
             }),
             appended: Notify::new(),
         }
@@ -241,6 +244,64 @@ impl Store for MemoryStore {
             ..user.clone()
         };
         Ok(())
+    }
+
+    async fn change_user_email(&self, user: &User) -> StoreResult<()> {
+        let mut s = self.lock();
+        let old = s
+            .users
+            .get(&user.id)
+            .ok_or(StoreError::NotFound)?
+            .email
+            .clone();
+        if s.user_by_email
+            .get(&user.email)
+            .is_some_and(|id| *id != user.id)
+        {
+            return Err(StoreError::Conflict);
+        }
+        s.user_by_email.remove(&old);
+        s.user_by_email.insert(user.email.clone(), user.id);
+        s.users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    async fn put_team(&self, team: &Team) -> StoreResult<()> {
+        self.lock()
+            .teams
+            .entry(team.project_id)
+            .or_default()
+            .insert(team.id, team.clone());
+        Ok(())
+    }
+
+    async fn list_teams(&self, project_id: Id) -> StoreResult<Vec<Team>> {
+        let s = self.lock();
+        let mut list: Vec<Team> = s
+            .teams
+            .get(&project_id)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        list.sort_by_key(|t| (t.created_at, t.id));
+        Ok(list)
+    }
+
+    async fn get_team(&self, project_id: Id, id: Id) -> StoreResult<Option<Team>> {
+        Ok(self
+            .lock()
+            .teams
+            .get(&project_id)
+            .and_then(|m| m.get(&id))
+            .cloned())
+    }
+
+    async fn delete_team(&self, project_id: Id, id: Id) -> StoreResult<bool> {
+        Ok(self
+            .lock()
+            .teams
+            .get_mut(&project_id)
+            .and_then(|m| m.remove(&id))
+            .is_some())
     }
 
     async fn create_project(&self, project: &Project, owner: &Teammate) -> StoreResult<()> {

@@ -26,6 +26,7 @@
 //! | `{p}:deliveries` | hash | delivery id → webhook delivery JSON (pending ones only) |
 //! | `{p}:deliveries_due` | zset | delivery id → when its next attempt (or its lease) is due (ms) |
 //! | `{p}:project:{pid}:delivery_history` | list | ended deliveries' JSON, newest first, capped |
+//! | `{p}:project:{pid}:teams` | hash | team id → (Dixa) team JSON; members are listed on the teammates (`teams`) |
 //!
 //! An event entry's fields: `type`, `pid`, `tid`, `seq`, `ts` (ms), `after` (teammate JSON),
 //! `before` (teammate JSON, for changes to the record), `presence` and `presence_before`
@@ -118,5 +119,8 @@ impl Keys {
     }
     pub fn delivery_history(&self, pid: Id) -> String {
         format!("{}:project:{pid}:delivery_history", self.prefix)
+    }
+    pub fn teams(&self, pid: Id) -> String {
+        format!("{}:project:{pid}:teams", self.prefix)
     }
 }

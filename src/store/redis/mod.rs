@@ -13,8 +13,8 @@ pub use keys::Keys;
 use super::{FailedSignins, Store, StoreError, StoreResult};
 use crate::domain::{
     ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
-    PresenceKey, PresenceStatus, PresenceWrite, Project, SettleOutcome, Subscription, Teammate,
-    Timestamp, Transition, User, WriteOutcome,
+    PresenceKey, PresenceStatus, PresenceWrite, Project, SettleOutcome, Subscription, Team,
+    Teammate, Timestamp, Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -26,6 +26,8 @@ use std::time::Duration;
 
 static CREATE_USER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/create_user.lua")));
+static CHANGE_EMAIL: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("scripts/change_email.lua")));
 static COUNT_FAILURE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/count_failure.lua")));
 
@@ -312,6 +314,69 @@ impl Store for RedisStore {
             )
             .await?;
         Ok(())
+    }
+
+    async fn change_user_email(&self, user: &User) -> StoreResult<()> {
+        let current = self.get_user(user.id).await?.ok_or(StoreError::NotFound)?;
+        let mut invocation = CHANGE_EMAIL.prepare_invoke();
+        invocation
+            .key(self.keys.email(&current.email))
+            .key(self.keys.email(&user.email))
+            .key(self.keys.user(user.id))
+            .arg(user.id.to_string())
+            .arg(encode(user)?);
+        let outcome: String = self.script(&invocation).await?;
+        match outcome.as_str() {
+            "ok" => Ok(()),
+            "conflict" => Err(StoreError::Conflict),
+            "not_found" => Err(StoreError::NotFound),
+            other => Err(StoreError::Internal(format!(
+                "change_email answered `{other}`"
+            ))),
+        }
+    }
+
+    async fn put_team(&self, team: &Team) -> StoreResult<()> {
+        let _: () = self
+            .cmd(
+                redis::cmd("HSET")
+                    .arg(self.keys.teams(team.project_id))
+                    .arg(team.id.to_string())
+                    .arg(encode(team)?),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn list_teams(&self, project_id: Id) -> StoreResult<Vec<Team>> {
+        let raws: Vec<String> = self
+            .cmd(redis::cmd("HVALS").arg(self.keys.teams(project_id)))
+            .await?;
+        let mut list: Vec<Team> = decode_all(raws)?;
+        list.sort_by_key(|t| (t.created_at, t.id));
+        Ok(list)
+    }
+
+    async fn get_team(&self, project_id: Id, id: Id) -> StoreResult<Option<Team>> {
+        let raw: Option<String> = self
+            .cmd(
+                redis::cmd("HGET")
+                    .arg(self.keys.teams(project_id))
+                    .arg(id.to_string()),
+            )
+            .await?;
+        raw.map(|r| decode(&r)).transpose()
+    }
+
+    async fn delete_team(&self, project_id: Id, id: Id) -> StoreResult<bool> {
+        let removed: i64 = self
+            .cmd(
+                redis::cmd("HDEL")
+                    .arg(self.keys.teams(project_id))
+                    .arg(id.to_string()),
+            )
+            .await?;
+        Ok(removed == 1)
     }
 
     async fn create_project(&self, project: &Project, owner: &Teammate) -> StoreResult<()> {
