@@ -11,8 +11,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 
 /// A JSON body. The content type is not checked (some clients omit it); the body must parse.
 /// Malformed JSON and wrong types are 400; a body over the limit is 413.
@@ -103,6 +105,25 @@ impl FromRequestParts<AppState> for Member {
         Access::resolve(state.store.as_ref(), principal, pid)
             .await
             .map(Member)
+    }
+}
+
+/// The caller of the Dixa and Desk APIs: a project API key, resolved in its own project (the
+/// key's project is the scope). A user's token is refused (401). `E` is the API family's error
+/// shape.
+pub struct ProjectKey<E>(pub Access, pub PhantomData<E>);
+
+impl<E: From<Error> + IntoResponse> FromRequestParts<AppState> for ProjectKey<E> {
+    type Rejection = E;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, E> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let Principal::ApiKey(key) = &principal else {
+            return Err(Error::Unauthorized("this API takes a project API key").into());
+        };
+        let project_id = key.project_id;
+        let access = Access::resolve(state.store.as_ref(), principal, project_id).await?;
+        Ok(ProjectKey(access, PhantomData))
     }
 }
 

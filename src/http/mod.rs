@@ -1,6 +1,8 @@
 //! The HTTP surface: routers by API family, the shared state, and the middleware every request
 //! passes through (request id, trace span, metrics, body limit, panic guard).
 
+pub mod desk;
+pub mod dixa;
 pub mod error;
 pub mod extract;
 mod ops;
@@ -28,6 +30,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
         .merge(tiledesk::router())
+        .merge(dixa::router())
+        .merge(desk::router())
         .merge(crate::ws::router())
         .route_layer(middleware::from_fn(record_metrics))
         .fallback(not_found)

@@ -1,0 +1,442 @@
+//! The Teamwork-Desk-compatible user update, `PATCH /desk/api/v2/users/{id}.json` (CONTRACT §8).
+//!
+//! `{id}` is the user id (a UUID here; Desk's are integers). The caller is an `admin` API key;
+//! the user must be a teammate of the key's project (404 otherwise, so a key learns nothing of
+//! other projects). The body is `{"user":{...}}` or the bare object. Fields map onto:
+//!
+//! * the user: `firstName`, `lastName`, `email`;
+//! * the teammate: `role` (`admin` / `agent`), `state` (`active` / `deleted` = trashed);
+//! * the teammate's `settings.desk`: `timezoneId`, `editMethod`, `ticketReplyRedirect`,
+//!   `isPartTime`, `reviewer`, `sendPushNotifications`, `sendWebNotifications`,
+//!   `autoFollowOnCC`.
+//!
+//! Read-only and unknown fields, and `null` values, are ignored. Every invalid field gets its own
+//! entry in a 400 `{"errors":[{"code":"invalid","field","message"}]}`, and then nothing is
+//! changed. The teammate change goes through the same service as `/v3`, so it produces the same
+//! single event (`project_user.update`, `.delete` for `deleted`, `.restore` for `active` after
+//! `deleted`). Names and email are the user's account, like `PUT /v3/users`, and produce no
+//! teammate event.
+
+use super::extract::{body_rejection, ProjectKey};
+use super::AppState;
+use crate::domain::{self, Id, Role, Teammate, TeammateStatus, User};
+use crate::error::Error;
+use crate::service::TeammatePatch;
+use crate::store::StoreError;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::patch;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+
+const MAX_NAME_LEN: usize = 200;
+/// The key under `settings` where the Desk preferences live.
+const SETTINGS_KEY: &str = "desk";
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/desk/api/v2/users/{file}", patch(update_user))
+}
+
+/// A Desk error: one entry per problem.
+pub enum DeskError {
+    Invalid(Vec<FieldError>),
+    Other(Error),
+}
+
+pub struct FieldError {
+    field: String,
+    message: String,
+}
+
+impl FieldError {
+    fn new(field: &str, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for DeskError {
+    fn from(e: Error) -> Self {
+        DeskError::Other(e)
+    }
+}
+
+impl From<StoreError> for DeskError {
+    fn from(e: StoreError) -> Self {
+        DeskError::Other(e.into())
+    }
+}
+
+impl IntoResponse for DeskError {
+    fn into_response(self) -> Response {
+        let error = match self {
+            DeskError::Invalid(fields) => {
+                let errors: Vec<Value> = fields
+                    .iter()
+                    .map(|f| json!({"code": "invalid", "field": f.field, "message": f.message}))
+                    .collect();
+                let body = json!({ "errors": errors });
+                return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
+            }
+            DeskError::Other(error) => error,
+        };
+        let (code, message) = match &error {
+            Error::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ("internal", "internal error".to_string())
+            }
+            Error::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                ("unavailable", "service unavailable".to_string())
+            }
+            Error::BadRequest(m) => ("bad_request", m.clone()),
+            Error::Unauthorized(m) => ("unauthorized", m.to_string()),
+            Error::Forbidden { msg, .. } => ("forbidden", msg.clone()),
+            Error::NotFound(m) => ("not_found", m.clone()),
+            Error::Conflict(m) => ("conflict", m.clone()),
+            other => ("error", other.to_string()),
+        };
+        let body = json!({ "errors": [{ "code": code, "message": message }] });
+        let mut response = (error.status(), Json(body)).into_response();
+        let headers = response.headers_mut();
+        match &error {
+            Error::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="presence-gateway""#),
+                );
+            }
+            Error::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+type Result<T> = std::result::Result<T, DeskError>;
+
+/// What a request asks to change, after validation.
+#[derive(Default)]
+struct DeskUpdate {
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email: Option<String>,
+    role: Option<Role>,
+    /// `Some(true)` for `deleted`.
+    deleted: Option<bool>,
+    preferences: Map<String, Value>,
+}
+
+/// `(field, allowed values)` of the string preferences, and the boolean ones.
+const CHOICES: [(&str, &[&str]); 2] = [
+    ("editMethod", &["html", "markdown"]),
+    ("ticketReplyRedirect", &["Stay", "Next", "Inbox"]),
+];
+const FLAGS: [&str; 5] = [
+    "isPartTime",
+    "reviewer",
+    "sendPushNotifications",
+    "sendWebNotifications",
+    "autoFollowOnCC",
+];
+
+impl DeskUpdate {
+    /// Validates every field; all problems at once.
+    fn parse(body: &Value) -> Result<DeskUpdate> {
+        let object = match body.get("user") {
+            Some(Value::Object(user)) => user,
+            Some(_) => {
+                return Err(invalid_fields(vec![FieldError::new(
+                    "user",
+                    "user must be an object",
+                )]))
+            }
+            None => body.as_object().ok_or_else(|| {
+                invalid_fields(vec![FieldError::new(
+                    "user",
+                    "the body must be a JSON object",
+                )])
+            })?,
+        };
+        let field = |name: &str| object.get(name).filter(|v| !v.is_null());
+        let mut errors = Vec::new();
+        let mut update = DeskUpdate::default();
+        for (name, slot) in [
+            ("firstName", &mut update.first_name),
+            ("lastName", &mut update.last_name),
+        ] {
+            if let Some(value) = field(name) {
+                match value.as_str() {
+                    Some(s) if s.chars().count() <= MAX_NAME_LEN => *slot = Some(s.to_string()),
+                    _ => errors.push(FieldError::new(
+                        name,
+                        format!("{name} must be a string of at most {MAX_NAME_LEN} characters"),
+                    )),
+                }
+            }
+        }
+        if let Some(value) = field("email") {
+            let email = value.as_str().map(domain::normalize_email);
+            match email {
+                Some(email) if domain::is_plausible_email(&email) => update.email = Some(email),
+                _ => errors.push(FieldError::new(
+                    "email",
+                    "email must be a valid email address",
+                )),
+            }
+        }
+        if let Some(value) = field("role") {
+            match value.as_str() {
+                Some("admin") => update.role = Some(Role::Admin),
+                Some("agent") => update.role = Some(Role::Agent),
+                _ => errors.push(FieldError::new("role", "role must be admin or agent")),
+            }
+        }
+        if let Some(value) = field("state") {
+            match value.as_str() {
+                Some("active") => update.deleted = Some(false),
+                Some("deleted") => update.deleted = Some(true),
+                _ => errors.push(FieldError::new("state", "state must be active or deleted")),
+            }
+        }
+        if let Some(value) = field("timezoneId") {
+            match value.as_i64() {
+                Some(id) if id >= 0 => {
+                    update.preferences.insert("timezoneId".into(), json!(id));
+                }
+                _ => errors.push(FieldError::new(
+                    "timezoneId",
+                    "timezoneId must be a whole number, 0 or more",
+                )),
+            }
+        }
+        for (name, allowed) in CHOICES {
+            if let Some(value) = field(name) {
+                match value.as_str() {
+                    Some(choice) if allowed.contains(&choice) => {
+                        update.preferences.insert(name.into(), json!(choice));
+                    }
+                    _ => errors.push(FieldError::new(
+                        name,
+                        format!("{name} must be one of {}", allowed.join(", ")),
+                    )),
+                }
+            }
+        }
+        for name in FLAGS {
+            if let Some(value) = field(name) {
+                match value.as_bool() {
+                    Some(flag) => {
+                        update.preferences.insert(name.into(), json!(flag));
+                    }
+                    None => errors.push(FieldError::new(
+                        name,
+                        format!("{name} must be true or false"),
+                    )),
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(update)
+        } else {
+            Err(invalid_fields(errors))
+        }
+    }
+}
+
+fn invalid_fields(mut errors: Vec<FieldError>) -> DeskError {
+    errors.dedup_by(|a, b| a.field == b.field);
+    DeskError::Invalid(errors)
+}
+
+/// The Desk role of a teammate: owners and admins are `admin`, everyone else `agent`.
+fn desk_role(role: Role) -> &'static str {
+    if role >= Role::Admin {
+        "admin"
+    } else {
+        "agent"
+    }
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DeskError>,
+    Path(file): Path<String>,
+    raw: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>> {
+    access.require(Role::Admin)?;
+    let user_id: Id = file
+        .strip_suffix(".json")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| Error::not_found("user"))?;
+    let bytes = raw.map_err(body_rejection)?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::bad_request(format!("malformed JSON body: {e}")))?;
+    let update = DeskUpdate::parse(&body)?;
+
+    let pid = access.project.id;
+    let teammate = state
+        .store
+        .find_teammate_by_user(pid, user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
+    let mut user = state
+        .store
+        .get_user(user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
+
+    // Every check before the first write, so that a refused request changes nothing.
+    let email_change = update.email.clone().filter(|e| *e != user.email);
+    if let Some(email) = &email_change {
+        check_email_change(&state, &user, pid, email).await?;
+    }
+    let role = update
+        .role
+        .filter(|r| desk_role(*r) != desk_role(teammate.role));
+    let patch = TeammatePatch {
+        role,
+        trashed: update.deleted,
+        status: update
+            .deleted
+            .and_then(|deleted| (!deleted).then_some(TeammateStatus::Active)),
+        settings_merge: (!update.preferences.is_empty()).then(|| {
+            let mut merge = Map::new();
+            merge.insert(
+                SETTINGS_KEY.into(),
+                Value::Object(update.preferences.clone()),
+            );
+            merge
+        }),
+        ..Default::default()
+    };
+    let changes_teammate =
+        patch.role.is_some() || patch.trashed.is_some() || patch.settings_merge.is_some();
+    let changes_standing =
+        patch.role.is_some() || patch.trashed.is_some_and(|t| t != teammate.trashed);
+    if changes_standing && teammate.role == Role::Owner && access.role != Role::Owner {
+        return Err(Error::forbidden("only an owner may change an owner").into());
+    }
+
+    let teammate = if changes_teammate {
+        state.teams.update(&access, teammate.id, patch).await?
+    } else {
+        teammate
+    };
+    let names_change = update
+        .first_name
+        .as_ref()
+        .is_some_and(|n| *n != user.firstname)
+        || update
+            .last_name
+            .as_ref()
+            .is_some_and(|n| *n != user.lastname);
+    if names_change || email_change.is_some() {
+        if let Some(first) = update.first_name {
+            user.firstname = first;
+        }
+        if let Some(last) = update.last_name {
+            user.lastname = last;
+        }
+        user.updated_at = crate::domain::Timestamp::now();
+        match email_change {
+            Some(email) => {
+                user.email = email;
+                state
+                    .store
+                    .change_user_email(&user)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::Conflict => invalid_fields(vec![FieldError::new(
+                            "email",
+                            "email is already in use",
+                        )]),
+                        other => other.into(),
+                    })?;
+            }
+            None => state.store.update_user(&user).await?,
+        }
+    }
+    Ok(Json(
+        json!({ "user": user_json(&user, &teammate), "included": {} }),
+    ))
+}
+
+/// An account's email is its sign-in name, shared by every project it belongs to: a project's
+/// key may change it only if the user is an active teammate of no other project, and only to
+/// an email nobody else has.
+async fn check_email_change(
+    state: &AppState,
+    user: &User,
+    project_id: Id,
+    email: &str,
+) -> Result<()> {
+    let elsewhere = state
+        .store
+        .list_user_teammates(user.id)
+        .await?
+        .iter()
+        .any(|t| t.project_id != project_id && t.is_active());
+    let mut errors = Vec::new();
+    if elsewhere {
+        errors.push(FieldError::new(
+            "email",
+            "this user belongs to other projects; only they can change their email",
+        ));
+    } else if state
+        .store
+        .find_user_by_email(email)
+        .await?
+        .is_some_and(|other| other.id != user.id)
+    {
+        errors.push(FieldError::new("email", "email is already in use"));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid_fields(errors))
+    }
+}
+
+/// The user in Desk's field names: the account, the teammate's role and state, and the Desk
+/// preferences (with Desk's defaults where none were set).
+fn user_json(user: &User, teammate: &Teammate) -> Value {
+    let preferences = teammate
+        .settings
+        .get(SETTINGS_KEY)
+        .and_then(Value::as_object);
+    let preference = |name: &str, default: Value| {
+        preferences
+            .and_then(|p| p.get(name))
+            .cloned()
+            .unwrap_or(default)
+    };
+    json!({
+        "id": user.id.to_string(),
+        "firstName": user.firstname,
+        "lastName": user.lastname,
+        "email": user.email,
+        "role": desk_role(teammate.role),
+        "state": if teammate.trashed { "deleted" } else { "active" },
+        "isAppOwner": teammate.role == Role::Owner,
+        "timezoneId": preference("timezoneId", json!(0)),
+        "editMethod": preference("editMethod", json!("html")),
+        "ticketReplyRedirect": preference("ticketReplyRedirect", json!("Stay")),
+        "isPartTime": preference("isPartTime", json!(false)),
+        "reviewer": preference("reviewer", json!(false)),
+        "sendPushNotifications": preference("sendPushNotifications", json!(true)),
+        "sendWebNotifications": preference("sendWebNotifications", json!(true)),
+        "autoFollowOnCC": preference("autoFollowOnCC", json!(false)),
+        "avatarURL": "",
+        "createdAt": teammate.created_at,
+        "updatedAt": teammate.updated_at.max(user.updated_at),
+        "deletedAt": if teammate.trashed { json!(teammate.updated_at) } else { Value::Null },
+    })
+}

@@ -1,0 +1,335 @@
+//! The Dixa-compatible teams API under `/beta/teams` (CONTRACT §7).
+//!
+//! Callers authenticate with a project API key; the key's project is the scope, so a key never
+//! sees another project's teams. Reads need an `agent` key, changes an `admin` key. Errors are
+//! Dixa's `{"message": "..."}`, with Dixa's wording for malformed input:
+//! `Invalid value for: path parameter teamId`, `Invalid value for: body`,
+//! `Invalid value for: query parameter pageLimit` / `pageKey`.
+
+use super::extract::{body_rejection, ProjectKey};
+use super::AppState;
+use crate::domain::{Id, PresenceStatus, Team, Timestamp};
+use crate::error::Error;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Presence rows per page unless `pageLimit` says otherwise, and the most it may say.
+const DEFAULT_PAGE_LIMIT: usize = 50;
+const MAX_PAGE_LIMIT: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/beta/teams", get(list).post(create))
+        .route("/beta/teams/{team_id}", get(get_one).delete(remove))
+        .route(
+            "/beta/teams/{team_id}/agents",
+            get(members).patch(add_members).delete(remove_members),
+        )
+        .route("/beta/teams/{team_id}/presence", get(presence))
+}
+
+/// An error in Dixa's shape. Internal details are logged, never sent.
+pub struct DixaError(Error);
+
+impl From<Error> for DixaError {
+    fn from(e: Error) -> Self {
+        DixaError(e)
+    }
+}
+
+impl From<crate::store::StoreError> for DixaError {
+    fn from(e: crate::store::StoreError) -> Self {
+        DixaError(e.into())
+    }
+}
+
+impl IntoResponse for DixaError {
+    fn into_response(self) -> Response {
+        let error = self.0;
+        let message = match &error {
+            Error::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                "Internal failure during request processing".to_string()
+            }
+            Error::Unavailable(detail) => {
+                tracing::warn!(%detail, "store unavailable");
+                "Service unavailable".to_string()
+            }
+            Error::NotFound(_) => "An entity in this request could not be found".to_string(),
+            other => other.to_string(),
+        };
+        let mut response = (error.status(), Json(json!({ "message": message }))).into_response();
+        let headers = response.headers_mut();
+        match &error {
+            Error::Unauthorized(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="presence-gateway""#),
+                );
+            }
+            Error::Unavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+type Result<T> = std::result::Result<T, DixaError>;
+
+fn invalid(what: &str) -> DixaError {
+    DixaError(Error::bad_request(format!("Invalid value for: {what}")))
+}
+
+fn team_id(raw: &str) -> Result<Id> {
+    raw.parse().map_err(|_| invalid("path parameter teamId"))
+}
+
+/// A JSON body of type `T`; anything else is `Invalid value for: body`.
+fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|_| invalid("body"))
+}
+
+fn team_json(team: &Team) -> Value {
+    json!({ "id": team.id.to_string(), "name": team.name })
+}
+
+#[derive(Deserialize)]
+struct CreateTeam {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentIds {
+    agent_ids: Vec<String>,
+}
+
+impl AgentIds {
+    fn parse(bytes: &Bytes) -> Result<Vec<Id>> {
+        body::<AgentIds>(bytes)?
+            .agent_ids
+            .iter()
+            .map(|id| id.parse().map_err(|_| invalid("body")))
+            .collect()
+    }
+}
+
+/// Membership changes with a body that names a non-member are `Invalid value for: body` too.
+fn body_error(e: Error) -> DixaError {
+    match e {
+        Error::BadRequest(_) => invalid("body"),
+        other => DixaError(other),
+    }
+}
+
+fn read_body(
+    body: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Bytes> {
+    body.map_err(|r| DixaError(body_rejection(r)))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+    raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response> {
+    let request: CreateTeam = body(&read_body(raw)?)?;
+    let team = state
+        .agent_teams
+        .create(&access, &request.name)
+        .await
+        .map_err(body_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "data": team_json(&team) })),
+    )
+        .into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+) -> Result<Json<Value>> {
+    let teams = state.agent_teams.list(&access).await?;
+    let data: Vec<Value> = teams.iter().map(team_json).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+async fn get_one(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<Value>> {
+    let team = state.agent_teams.get(&access, team_id(&raw_id)?).await?;
+    Ok(Json(json!({ "data": team_json(&team) })))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+    Path(raw_id): Path<String>,
+) -> Result<StatusCode> {
+    state.agent_teams.delete(&access, team_id(&raw_id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn members(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+    Path(raw_id): Path<String>,
+) -> Result<Json<Value>> {
+    let members = state
+        .agent_teams
+        .members(&access, team_id(&raw_id)?)
+        .await?;
+    let user_ids: Vec<Id> = members.iter().map(|t| t.user_id).collect();
+    let users = state.store.get_users(&user_ids).await?;
+    let data: Vec<Value> = users
+        .iter()
+        .zip(&user_ids)
+        .map(|(user, id)| {
+            let (name, email) = user
+                .as_ref()
+                .map(|u| (u.fullname(), u.email.clone()))
+                .unwrap_or_default();
+            json!({ "id": id.to_string(), "name": name, "email": email })
+        })
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+async fn add_members(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+    Path(raw_id): Path<String>,
+    raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode> {
+    let id = team_id(&raw_id)?;
+    let agents = AgentIds::parse(&read_body(raw)?)?;
+    state
+        .agent_teams
+        .add_members(&access, id, &agents)
+        .await
+        .map_err(body_error)?;
+    Ok(StatusCode::OK)
+}
+
+async fn remove_members(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+    Path(raw_id): Path<String>,
+    raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<StatusCode> {
+    let id = team_id(&raw_id)?;
+    let agents = AgentIds::parse(&read_body(raw)?)?;
+    state
+        .agent_teams
+        .remove_members(&access, id, &agents)
+        .await
+        .map_err(body_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Where a presence page starts: after this user id (members are ordered by user id, so a page
+/// stays put when members before or after it join or leave). Opaque to clients: base64url of
+/// `{"after":"<user id>"}`.
+#[derive(serde::Serialize, Deserialize)]
+struct PageKey {
+    after: Id,
+}
+
+impl PageKey {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    fn decode(raw: &str) -> Option<PageKey> {
+        let bytes = URL_SAFE_NO_PAD.decode(raw.trim_end_matches('=')).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+async fn presence(
+    State(state): State<AppState>,
+    ProjectKey(access, _): ProjectKey<DixaError>,
+    Path(raw_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>> {
+    let id = team_id(&raw_id)?;
+    let mut limit = DEFAULT_PAGE_LIMIT;
+    let mut after = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "pageLimit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE_LIMIT).contains(n))
+                    .ok_or_else(|| invalid("query parameter pageLimit"))?;
+            }
+            "pageKey" => {
+                let key =
+                    PageKey::decode(&value).ok_or_else(|| invalid("query parameter pageKey"))?;
+                after = Some(key.after);
+            }
+            _ => {}
+        }
+    }
+    let members = state.agent_teams.members(&access, id).await?;
+    let mut page: Vec<_> = members
+        .into_iter()
+        .filter(|t| after.is_none_or(|a| t.user_id > a))
+        .take(limit + 1)
+        .collect();
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        let last = page.last().map(|t| t.user_id).unwrap_or_default();
+        format!(
+            "/beta/teams/{id}/presence?pageKey={}&pageLimit={limit}",
+            PageKey { after: last }.encode()
+        )
+    });
+    let presences = state.presence_of(&page).await?;
+    let now = Timestamp::now();
+    let data: Vec<Value> = page
+        .iter()
+        .zip(&presences)
+        .map(|(teammate, presence)| {
+            let online = presence.status == PresenceStatus::Online;
+            let presence_status = if teammate.user_available {
+                "Working"
+            } else {
+                "Away"
+            };
+            let connection_status = if online { "Online" } else { "Offline" };
+            let last_seen = if online {
+                Some(now)
+            } else {
+                presence.last_seen_at
+            };
+            json!({
+                "userId": teammate.user_id.to_string(),
+                "requestTime": now,
+                "lastSeen": last_seen,
+                "presenceStatus": presence_status,
+                "connectionStatus": connection_status,
+                "activeChannels": presence.channels,
+            })
+        })
+        .collect();
+    let mut meta = json!({});
+    if let Some(next) = next {
+        meta["next"] = json!(next);
+    }
+    Ok(Json(json!({ "data": data, "meta": meta })))
+}
