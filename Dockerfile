@@ -29,7 +29,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # ---- runtime -----------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 
-# ca-certificates for outgoing TLS (webhook targets, planned); curl for the HEALTHCHECK.
+# ca-certificates for outgoing TLS (https webhook targets); curl for the HEALTHCHECK.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl \
  && rm -rf /var/lib/apt/lists/*
