@@ -15,7 +15,9 @@
 //! changed. The teammate change goes through the same service as `/v3`, so it produces the same
 //! single event (`project_user.update`, `.delete` for `deleted`, `.restore` for `active` after
 //! `deleted`). Names and email are the user's account, like `PUT /v3/users`, and produce no
-//! teammate event.
+//! teammate event. The account is shared by all of the user's projects, so a key changes it only
+//! for a user who is an active teammate of no other project, never an owner's (see
+//! [`AccountChange`]).
 
 use super::extract::{body_rejection, ProjectKey};
 use super::AppState;
@@ -295,8 +297,32 @@ async fn update_user(
 
     // Every check before the first write, so that a refused request changes nothing.
     let email_change = update.email.clone().filter(|e| *e != user.email);
-    if let Some(email) = &email_change {
-        check_email_change(&state, &user, pid, email).await?;
+    let mut account_fields = Vec::new();
+    if update
+        .first_name
+        .as_ref()
+        .is_some_and(|n| *n != user.firstname)
+    {
+        account_fields.push("firstName");
+    }
+    if update
+        .last_name
+        .as_ref()
+        .is_some_and(|n| *n != user.lastname)
+    {
+        account_fields.push("lastName");
+    }
+    if email_change.is_some() {
+        account_fields.push("email");
+    }
+    if !account_fields.is_empty() {
+        let change = AccountChange {
+            user: &user,
+            teammate: &teammate,
+            fields: &account_fields,
+            email: email_change.as_deref(),
+        };
+        change.check(&state, access.role).await?;
     }
     let role = update
         .role
@@ -330,15 +356,7 @@ async fn update_user(
     } else {
         teammate
     };
-    let names_change = update
-        .first_name
-        .as_ref()
-        .is_some_and(|n| *n != user.firstname)
-        || update
-            .last_name
-            .as_ref()
-            .is_some_and(|n| *n != user.lastname);
-    if names_change || email_change.is_some() {
+    if !account_fields.is_empty() {
         if let Some(first) = update.first_name {
             user.firstname = first;
         }
@@ -369,39 +387,59 @@ async fn update_user(
     ))
 }
 
-/// An account's email is its sign-in name, shared by every project it belongs to: a project's
-/// key may change it only if the user is an active teammate of no other project, and only to
-/// an email nobody else has.
-async fn check_email_change(
-    state: &AppState,
-    user: &User,
-    project_id: Id,
-    email: &str,
-) -> Result<()> {
-    let elsewhere = state
-        .store
-        .list_user_teammates(user.id)
-        .await?
-        .iter()
-        .any(|t| t.project_id != project_id && t.is_active());
-    let mut errors = Vec::new();
-    if elsewhere {
-        errors.push(FieldError::new(
-            "email",
-            "this user belongs to other projects; only they can change their email",
-        ));
-    } else if state
-        .store
-        .find_user_by_email(email)
-        .await?
-        .is_some_and(|other| other.id != user.id)
-    {
-        errors.push(FieldError::new("email", "email is already in use"));
-    }
-    if errors.is_empty() {
+/// A change of the user's account (names, email) through a project's key. The account is
+/// shared by every project the user belongs to, and the email is its sign-in name, so:
+/// - an owner's account is changed only by an owner (a key never is one): 403;
+/// - a user who is an active teammate of another project is changed only by the user: a 400
+///   entry per field;
+/// - the email must be nobody else's: a 400 `email` entry.
+struct AccountChange<'a> {
+    user: &'a User,
+    teammate: &'a Teammate,
+    fields: &'a [&'static str],
+    email: Option<&'a str>,
+}
+
+impl AccountChange<'_> {
+    async fn check(&self, state: &AppState, caller: Role) -> Result<()> {
+        if self.teammate.role == Role::Owner && caller != Role::Owner {
+            return Err(Error::forbidden("only an owner may change an owner's account").into());
+        }
+        let elsewhere = state
+            .store
+            .list_user_teammates(self.user.id)
+            .await?
+            .iter()
+            .any(|t| t.project_id != self.teammate.project_id && t.is_active());
+        if elsewhere {
+            let errors = self
+                .fields
+                .iter()
+                .map(|field| {
+                    FieldError::new(
+                        field,
+                        format!(
+                            "this user belongs to other projects; only they can change their {field}"
+                        ),
+                    )
+                })
+                .collect();
+            return Err(invalid_fields(errors));
+        }
+        if let Some(email) = self.email {
+            let taken = state
+                .store
+                .find_user_by_email(email)
+                .await?
+                .is_some_and(|other| other.id != self.user.id);
+            if taken {
+                return Err(invalid_fields(vec![FieldError::new(
+                    "email",
+                    "email is already in use",
+                )]));
+            }
+        }
         Ok(())
-    } else {
-        Err(invalid_fields(errors))
     }
 }
 
