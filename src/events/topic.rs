@@ -16,8 +16,8 @@ pub enum TopicKind {
     User(Id),
     /// `/{pid}/events`: every event of the project.
     Events,
-    /// `/{pid}/teams/{team_id}`: a (Dixa) team's membership changes, and its members' presence
-    /// and availability changes.
+    /// `/{pid}/teams/{team_id}`: a (Dixa) team's membership changes (including members removed
+    /// from the project), and its members' presence and availability changes.
     Team(Id),
 }
 
@@ -71,6 +71,8 @@ impl Topic {
                     event.teams.contains(&id)
                         && (event.event_type.is_presence()
                             || event.event_type.is_team_membership()
+                            // Trash and hard delete take the teammate out of its teams.
+                            || event.event_type == EventType::Delete
                             || event.event_type == EventType::AvailabilityUpdate)
                 }
             }
