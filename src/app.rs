@@ -5,7 +5,7 @@ use crate::auth::{jwt::JwtKeys, random_bytes};
 use crate::config::Config;
 use crate::events::Events;
 use crate::http::{self, state::Shared, AppState};
-use crate::presence::{self, MaintenanceTimings, Tracker};
+use crate::presence::{self, ConnectionLimits, MaintenanceTimings, Tracker};
 use crate::service::{Accounts, AgentTeams, Teams};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::webhooks::{Dispatcher, Subscriptions};
@@ -70,7 +70,10 @@ impl App {
             config.node_id.clone(),
             store.clone(),
             config.offline_grace,
-            config.max_connections_per_user,
+            ConnectionLimits {
+                per_user: config.max_connections_per_user,
+                per_node: config.max_connections,
+            },
         );
         // Take the lease before the first socket can connect, so its count is live at once.
         presence::renew_lease(&tracker, config.node_ttl).await;

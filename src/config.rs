@@ -64,6 +64,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "live agent sockets one user may hold on one node",
     ),
     (
+        "max_connections",
+        "live agent sockets one node holds; more are closed with 1013",
+    ),
+    (
         "event_retention",
         "events kept in the log for replay (`since`, `Last-Event-ID`)",
     ),
@@ -127,6 +131,7 @@ pub struct Config {
     pub heartbeat: Duration,
     pub webhook: WebhookConfig,
     pub max_connections_per_user: u32,
+    pub max_connections: usize,
     /// Events kept in the log; a resume point older than that gets a resync snapshot.
     pub event_retention: usize,
     pub log_format: LogFormat,
@@ -361,6 +366,12 @@ impl Values {
             .ok_or_else(|| {
                 self.invalid("max_connections_per_user", "a whole number, at least 1")
             })?;
+        let max_connections = self
+            .string("max_connections")?
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| self.invalid("max_connections", "a whole number, at least 1"))?;
         let event_retention = self
             .string("event_retention")?
             .parse()
@@ -391,6 +402,7 @@ impl Values {
                 allow_private: self.bool("webhook_allow_private")?,
             },
             max_connections_per_user,
+            max_connections,
             event_retention,
             log_format,
             log_level,

@@ -52,7 +52,10 @@ async fn run(store: Arc<dyn Store>, batches: Vec<Vec<Op>>) -> Result<(), TestCas
                 format!("node{i}-{}", teammate.project_id.simple()),
                 store.clone(),
                 Duration::ZERO,
-                1000,
+                presence_gateway::presence::ConnectionLimits {
+                    per_user: 1000,
+                    per_node: 100_000,
+                },
             )
         })
         .collect();

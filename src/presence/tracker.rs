@@ -62,7 +62,7 @@ struct Inner {
     node_id: String,
     store: Arc<dyn Store>,
     grace: Duration,
-    max_connections_per_user: u32,
+    limits: ConnectionLimits,
     counts: DashMap<PresenceKey, LocalCount>,
     /// Agent sockets per user on this node (for the per-user limit).
     users: DashMap<Id, u32>,
@@ -80,9 +80,21 @@ pub struct Tracker {
     inner: Arc<Inner>,
 }
 
-/// The per-user socket limit was reached.
-#[derive(Debug)]
-pub struct TooManyConnections;
+/// How many agent sockets one node admits.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Per user (API-key sockets are not counted here).
+    pub per_user: u32,
+    /// All sockets together: beyond it a node keeps its file descriptors for everything else.
+    pub per_node: usize,
+}
+
+/// A socket limit was reached.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TooManyConnections {
+    User,
+    Node,
+}
 
 /// One admitted socket of a user; frees its place in the per-user limit when dropped.
 pub struct UserSlot {
@@ -118,7 +130,7 @@ impl Tracker {
         node_id: String,
         store: Arc<dyn Store>,
         grace: Duration,
-        max_connections_per_user: u32,
+        limits: ConnectionLimits,
     ) -> Self {
         // Epochs start at the wall clock in microseconds, so a node restarted with the same
         // PRESENCE_NODE_ID still writes newer epochs than its previous life.
@@ -131,7 +143,7 @@ impl Tracker {
                 node_id,
                 store,
                 grace,
-                max_connections_per_user,
+                limits,
                 counts: DashMap::new(),
                 users: DashMap::new(),
                 dirty: Mutex::new(HashSet::new()),
@@ -178,17 +190,28 @@ impl Tracker {
         record_transition(key, transition);
     }
 
-    /// Admits one more socket of `user_id` (API keys pass `None`) unless the user is at the
-    /// per-node limit.
+    /// Admits one more socket of `user_id` (API keys pass `None`) unless the node or the user is
+    /// at its limit.
     pub fn admit(&self, user_id: Option<Id>) -> Result<UserSlot, TooManyConnections> {
+        let limits = self.inner.limits;
+        let admitted = self
+            .inner
+            .sockets
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limits.per_node).then_some(n + 1)
+            });
+        if admitted.is_err() {
+            return Err(TooManyConnections::Node);
+        }
         if let Some(user_id) = user_id {
             let mut count = self.inner.users.entry(user_id).or_insert(0);
-            if *count >= self.inner.max_connections_per_user {
-                return Err(TooManyConnections);
+            if *count >= limits.per_user {
+                drop(count);
+                self.inner.sockets.fetch_sub(1, Ordering::AcqRel);
+                return Err(TooManyConnections::User);
             }
             *count += 1;
         }
-        self.inner.sockets.fetch_add(1, Ordering::Relaxed);
         metrics::gauge!("agent_sockets").increment(1.0);
         Ok(UserSlot {
             tracker: self.clone(),
@@ -223,7 +246,10 @@ impl Tracker {
             };
             metrics::counter!("presence_local_changes_total", "kind" => "connect").increment(1);
             match write {
-                Some(write) if edge => self.apply(write).await,
+                Some(write) if edge => {
+                    metrics::counter!("presence_edges_total", "edge" => "connect").increment(1);
+                    self.apply(write).await
+                }
                 _ => self.mark_dirty(*key),
             }
         }
@@ -250,7 +276,10 @@ impl Tracker {
             };
             metrics::counter!("presence_local_changes_total", "kind" => "disconnect").increment(1);
             match write {
-                Some(write) => self.apply(write).await,
+                Some(write) => {
+                    metrics::counter!("presence_edges_total", "edge" => "disconnect").increment(1);
+                    self.apply(write).await
+                }
                 None => self.mark_dirty(key),
             }
         }

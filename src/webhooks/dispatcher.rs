@@ -252,6 +252,7 @@ impl Dispatcher {
             metrics::counter!("webhook_deliveries_deferred_total").increment(1);
             return;
         }
+        metrics::gauge!("webhook_queue_depth").increment(1.0);
         let this = self.clone();
         tokio::spawn(async move {
             let id = delivery.id;
@@ -267,6 +268,7 @@ impl Dispatcher {
             }
             this.0.in_flight.remove(&id);
             slots.queued.fetch_sub(1, Ordering::AcqRel);
+            metrics::gauge!("webhook_queue_depth").decrement(1.0);
         });
     }
 

@@ -11,6 +11,7 @@ mod topics;
 use crate::domain::{Id, PresenceKey};
 use crate::error::Error;
 use crate::http::AppState;
+use crate::presence::TooManyConnections;
 use crate::service::{Access, Principal};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, RawQuery, Request, State};
@@ -111,19 +112,29 @@ async fn handshake(state: AppState, request: Request) -> Result<Response, Error>
     };
     let keys = counted_keys(&state, &principal, &options).await?;
     let user_id = principal.user().map(|u| u.id);
-    let slot = state
-        .tracker
-        .admit(user_id)
-        .map_err(|_| Error::TooManyRequests {
+    let admitted = state.tracker.admit(user_id);
+    if admitted.as_ref().err() == Some(&TooManyConnections::User) {
+        return Err(Error::TooManyRequests {
             msg: "too many live sockets for this user on this node".into(),
             retry_after: std::time::Duration::from_secs(1),
-        })?;
+        });
+    }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
         Ok(upgrade) => upgrade,
         Err(_) => {
             let body = serde_json::json!({"success": false, "msg": "this endpoint expects a WebSocket upgrade"});
             return Ok((StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response());
         }
+    };
+    let Ok(slot) = admitted else {
+        // The node is full: a WebSocket client sees a close code (1013, try again later) where
+        // an HTTP status might be lost in its reconnect logic.
+        metrics::counter!("agent_sockets_refused_total", "limit" => "node").increment(1);
+        return Ok(upgrade
+            .max_message_size(MAX_MESSAGE_BYTES)
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
+            .on_upgrade(session::refuse_node_full));
     };
     let api_key = match principal {
         Principal::ApiKey(key) => Some(Box::new(key)),

@@ -26,8 +26,8 @@ pub mod close_code {
     /// The node is shutting down: reconnect (to another node) within the grace period.
     pub const RESTART: u16 = 1012;
     /// The socket did not read its topics' events fast enough and was dropped; reconnect and
-    /// resume with `since`.
-    pub const SLOW_CONSUMER: u16 = 1013;
+    /// resume with `since`. Also: the node is full; connect to another node or try again later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Who is on the socket and what it counts for. Kept small: an idle socket holds only this.
@@ -74,7 +74,7 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
         tokio::select! {
             frame = topics::next(&mut subscriptions) => {
                 let Some(frame) = frame else {
-                    break Some((close_code::SLOW_CONSUMER, "slow consumer: resume with since"));
+                    break Some((close_code::TRY_AGAIN_LATER, "slow consumer: resume with since"));
                 };
                 if send(&mut socket, stall_limit, Message::Text(frame)).await.is_err() {
                     break None;
@@ -153,6 +153,19 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
     drop(slot);
     if close_sent {
         Box::pin(await_close_reply(&mut socket)).await;
+    }
+}
+
+/// A socket the node has no room for: closed at once with 1013 (try again later).
+pub async fn refuse_node_full(mut socket: WebSocket) {
+    if send_close(
+        &mut socket,
+        close_code::TRY_AGAIN_LATER,
+        "node full: try again later",
+    )
+    .await
+    {
+        await_close_reply(&mut socket).await;
     }
 }
 

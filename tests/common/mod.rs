@@ -783,8 +783,29 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Starts it on a free port; `env` adds or overrides `PRESENCE_*` variables.
+    /// Starts it on a free port; `env` adds or overrides `PRESENCE_*` variables. An empty
+    /// `redis_url` means the memory engine.
     pub fn start(redis_url: &str, prefix: &str, env: &[(&str, &str)]) -> GatewayProcess {
+        Self::spawn(redis_url, prefix, env, None)
+    }
+
+    /// Like [`GatewayProcess::start`], with everything the process prints (logs) appended to
+    /// `log`.
+    pub fn start_logged(
+        redis_url: &str,
+        prefix: &str,
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> GatewayProcess {
+        Self::spawn(redis_url, prefix, env, Some(log))
+    }
+
+    fn spawn(
+        redis_url: &str,
+        prefix: &str,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> GatewayProcess {
         let port = free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_presence-gateway"));
         command
@@ -792,9 +813,22 @@ impl GatewayProcess {
             .env("PRESENCE_REDIS_URL", redis_url)
             .env("PRESENCE_REDIS_PREFIX", prefix)
             .env("PRESENCE_JWT_SECRET", JWT_SECRET)
-            .env("PRESENCE_LOG_LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .env("PRESENCE_LOG_LEVEL", "warn");
+        match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .expect("log file");
+                command
+                    .stdout(file.try_clone().expect("log file"))
+                    .stderr(file);
+            }
+            None => {
+                command.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
         for (key, value) in env {
             command.env(key, value);
         }

@@ -107,17 +107,30 @@ impl RedisStore {
         self
     }
 
-    /// Bounds a Redis call by the fail-fast timeout and maps its errors.
+    /// Bounds a Redis call by the fail-fast timeout, maps its errors, and records its round
+    /// trip (`redis_call_duration_seconds`) and failures (`store_errors_total{kind}`).
     async fn timed<T>(
         &self,
         call: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> StoreResult<T> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let started = std::time::Instant::now();
+        let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result.map_err(map_error),
             Err(_) => Err(StoreError::Unavailable(
                 "Redis did not answer in time".into(),
             )),
+        };
+        metrics::histogram!("redis_call_duration_seconds").record(started.elapsed().as_secs_f64());
+        match &result {
+            Err(StoreError::Unavailable(_)) => {
+                metrics::counter!("store_errors_total", "kind" => "unavailable").increment(1)
+            }
+            Err(StoreError::Internal(_)) => {
+                metrics::counter!("store_errors_total", "kind" => "internal").increment(1)
+            }
+            _ => {}
         }
+        result
     }
 
     async fn cmd<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
