@@ -861,6 +861,26 @@ impl GatewayProcess {
         assert!(ok, "the gateway process became healthy");
     }
 
+    /// SIGTERM, then waits (up to 15 s) for the graceful shutdown; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// SIGKILL: no handover, no goodbye.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
