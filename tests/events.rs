@@ -547,7 +547,47 @@ async fn a_subscriber_that_stops_reading_is_dropped_and_others_keep_up(engine: E
     assert_eq!(stalled.closed_with().await, Some(1013));
 }
 
+async fn a_disabled_teammate_stops_receiving_at_once(engine: Engine) {
+    let s = setup_with(engine, FAST).await;
+    let mut agent = s.observer(&s.agent).await;
+    let team = format!("/{}/project_users", s.pid);
+    agent.subscribe(&team, None).await;
+    let path = format!("/v3/{}/project_users/{}", s.pid, s.puid);
+    s.app.delete(&path, &s.owner.token).await.expect(200);
+    assert_eq!(
+        agent.next_event().await["type"],
+        json!("project_user.disable"),
+        "the event that says so is the last one"
+    );
+    s.app
+        .put(
+            &format!("/v3/{}/project_users/", s.pid),
+            &s.owner.token,
+            json!({"profileStatus": "secret"}),
+        )
+        .await
+        .expect(200);
+    agent.expect_silence(QUIET).await;
+    // Re-enabled, the teammate may subscribe again on the same socket.
+    s.change_agent(json!({"status": "active"})).await;
+    let frames = agent.subscribe(&team, None).await;
+    assert_eq!(frames[0]["action"], json!("subscribed"), "{frames:?}");
+    s.app
+        .put(
+            &format!("/v3/{}/project_users/", s.pid),
+            &s.owner.token,
+            json!({"profileStatus": "visible"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        agent.next_event().await["payload"]["profileStatus"],
+        json!("visible")
+    );
+}
+
 engine_tests!(
+    a_disabled_teammate_stops_receiving_at_once,
     team_topic_acks_snapshots_then_sends_one_update_per_change,
     every_kind_of_change_emits_exactly_one_event_of_its_type,
     topics_are_authorized_as_the_contract_says,

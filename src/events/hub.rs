@@ -4,9 +4,13 @@
 //! a slow consumer; it is marked and unregistered, and nobody else is slowed down. It finds out at
 //! its next `recv` (it cannot be waiting in `recv` then: its queue is full).
 //! Each event's frame for a topic is built once, however many listeners share the topic.
+//!
+//! Access is checked when a listener subscribes. When a teammate is disabled or removed from a
+//! project, every listener of that user loses its topics in that project at once (the event that
+//! says so is the last it gets), so a socket or stream opened earlier does not keep watching.
 
 use super::{RenderedEvent, Topic};
-use crate::domain::EventType;
+use crate::domain::{EventType, Id};
 use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +38,8 @@ pub struct Hub {
 
 struct Registration {
     id: u64,
+    /// The user behind the listener (`None` for API keys).
+    user_id: Option<Id>,
     queue: mpsc::Sender<Published>,
     /// Event types this listener wants; `None` = all.
     types: Option<Vec<EventType>>,
@@ -46,12 +52,17 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
-    /// A new listener with an empty queue and no topics.
-    pub fn listener(self: &Arc<Self>, types: Option<Vec<EventType>>) -> Listener {
+    /// A new listener of `user_id` (`None` for an API key) with an empty queue and no topics.
+    pub fn listener(
+        self: &Arc<Self>,
+        user_id: Option<Id>,
+        types: Option<Vec<EventType>>,
+    ) -> Listener {
         let (queue, receiver) = mpsc::channel(LISTENER_QUEUE);
         Listener {
             hub: self.clone(),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            user_id,
             queue,
             receiver,
             types,
@@ -94,6 +105,27 @@ impl Hub {
         for (topic, id) in dropped {
             self.remove(&topic, id);
         }
+        if matches!(event.event_type, EventType::Disable | EventType::Delete) {
+            self.revoke(event.project_id, event.user_id);
+        }
+    }
+
+    /// Unregisters every listener of `user_id` from every topic of `project_id`.
+    fn revoke(&self, project_id: Id, user_id: Id) {
+        let topics: Vec<Topic> = self
+            .topics
+            .iter()
+            .filter(|entry| entry.key().project_id == project_id)
+            .map(|entry| *entry.key())
+            .collect();
+        for topic in topics {
+            if let dashmap::Entry::Occupied(mut entry) = self.topics.entry(topic) {
+                entry.get_mut().retain(|r| r.user_id != Some(user_id));
+                if entry.get().is_empty() {
+                    entry.remove();
+                }
+            }
+        }
     }
 
     fn remove(&self, topic: &Topic, id: u64) {
@@ -126,6 +158,7 @@ pub fn update_frame(topic: &Topic, event: &RenderedEvent) -> String {
 pub struct Listener {
     hub: Arc<Hub>,
     id: u64,
+    user_id: Option<Id>,
     queue: mpsc::Sender<Published>,
     receiver: mpsc::Receiver<Published>,
     types: Option<Vec<EventType>>,
@@ -134,23 +167,26 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Starts receiving `topic`'s events (from now on). `false` if it was subscribed already.
+    /// Starts receiving `topic`'s events (from now on). `false` if it was subscribed already
+    /// (it is registered again all the same: the hub may have revoked it).
     pub fn subscribe(&mut self, topic: Topic) -> bool {
-        if self.topics.contains(&topic) {
-            return false;
+        let new = !self.topics.contains(&topic);
+        if new {
+            self.topics.push(topic);
         }
-        self.topics.push(topic);
+        self.hub.remove(&topic, self.id);
         self.hub
             .topics
             .entry(topic)
             .or_default()
             .push(Arc::new(Registration {
                 id: self.id,
+                user_id: self.user_id,
                 queue: self.queue.clone(),
                 types: self.types.clone(),
                 overflowed: self.overflowed.clone(),
             }));
-        true
+        new
     }
 
     /// `false` if it was not subscribed.

@@ -103,7 +103,7 @@ async fn try_subscribe(
     // Register first, then read: nothing that happens in between can be missed.
     let subs = subscriptions.get_or_insert_with(|| {
         Box::new(Subscriptions {
-            listener: state.events.hub().listener(None),
+            listener: state.events.hub().listener(caller.user_id, None),
             replayed: HashMap::new(),
         })
     });

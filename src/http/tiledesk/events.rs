@@ -91,7 +91,8 @@ pub async fn stream(
         kind: TopicKind::Events,
     };
     // Register before reading the log, so nothing between the replay and the live events is lost.
-    let mut listener = state.events.hub().listener(query.types.clone());
+    let user_id = access.principal.user().map(|u| u.id);
+    let mut listener = state.events.hub().listener(user_id, query.types.clone());
     listener.subscribe(topic);
     let mut first = VecDeque::new();
     let mut replayed_up_to = None;
