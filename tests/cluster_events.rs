@@ -226,3 +226,40 @@ fn distinct_ids(receiver: &Receiver) -> usize {
         .collect::<HashSet<_>>()
         .len()
 }
+
+/// A key deleted through one node: its socket and its stream on another node end within about a
+/// heartbeat interval (that node learns it at its next check of the key).
+#[tokio::test]
+async fn a_key_deleted_on_one_node_is_cut_off_on_the_others() {
+    let redis = RedisServer::start(false);
+    let nodes = nodes(&redis, 2, &[("heartbeat_ms", "300")]).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    let common::OwnerAndAgent { owner, pid, .. } = a.owner_and_agent().await;
+    let created = a
+        .post(
+            &format!("/v3/{pid}/keys"),
+            &owner.token,
+            json!({"role": "agent"}),
+        )
+        .await
+        .expect(200);
+    let key = created["key"].as_str().unwrap().to_string();
+    let mut socket = b.ws(&format!("token={key}")).await;
+    socket.subscribe(&format!("/{pid}/events"), None).await;
+    let mut stream = b.sse(&pid, Some(&key), "", None).await.expect("opens");
+    a.delete(
+        &format!("/v3/{pid}/keys/{}", created["_id"].as_str().unwrap()),
+        &owner.token,
+    )
+    .await
+    .expect(200);
+    let deleted = Instant::now();
+    assert_eq!(socket.closed_with().await, Some(1008));
+    let ended = stream.try_next(Duration::from_secs(3)).await;
+    assert_eq!(ended, Ok(None), "the stream ends");
+    assert!(
+        deleted.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        deleted.elapsed()
+    );
+}

@@ -125,10 +125,16 @@ impl JwtKeys {
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .ok_or(JwtError::Malformed)?;
         const LEEWAY: i64 = 30;
-        if claims.exp.is_some_and(|exp| now_unix > exp + LEEWAY) {
+        if claims
+            .exp
+            .is_some_and(|exp| now_unix > exp.saturating_add(LEEWAY))
+        {
             return Err(JwtError::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| now_unix + LEEWAY < nbf) {
+        if claims
+            .nbf
+            .is_some_and(|nbf| now_unix.saturating_add(LEEWAY) < nbf)
+        {
             return Err(JwtError::NotYetValid);
         }
         if claims.subject().is_none() {

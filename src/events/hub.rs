@@ -7,7 +7,9 @@
 //!
 //! Access is checked when a listener subscribes. When a teammate is disabled or removed from a
 //! project, every listener of that user loses its topics in that project at once (the event that
-//! says so is the last it gets), so a socket or stream opened earlier does not keep watching.
+//! says so is the last it gets), so a socket or stream opened earlier does not keep watching; the
+//! same when an API key is deleted on this node. (Other nodes notice a deleted key at their
+//! sockets' and streams' next heartbeat.)
 
 use super::{RenderedEvent, Topic};
 use crate::domain::{EventType, Id};
@@ -38,8 +40,8 @@ pub struct Hub {
 
 struct Registration {
     id: u64,
-    /// The user behind the listener (`None` for API keys).
-    user_id: Option<Id>,
+    /// Who is listening: the user's id, or the API key's.
+    principal: Id,
     queue: mpsc::Sender<Published>,
     /// Event types this listener wants; `None` = all.
     types: Option<Vec<EventType>>,
@@ -52,17 +54,14 @@ impl Hub {
         Arc::new(Hub::default())
     }
 
-    /// A new listener of `user_id` (`None` for an API key) with an empty queue and no topics.
-    pub fn listener(
-        self: &Arc<Self>,
-        user_id: Option<Id>,
-        types: Option<Vec<EventType>>,
-    ) -> Listener {
+    /// A new listener for `principal` (a user's or an API key's id) with an empty queue and no
+    /// topics.
+    pub fn listener(self: &Arc<Self>, principal: Id, types: Option<Vec<EventType>>) -> Listener {
         let (queue, receiver) = mpsc::channel(LISTENER_QUEUE);
         Listener {
             hub: self.clone(),
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            user_id,
+            principal,
             queue,
             receiver,
             types,
@@ -110,8 +109,9 @@ impl Hub {
         }
     }
 
-    /// Unregisters every listener of `user_id` from every topic of `project_id`.
-    fn revoke(&self, project_id: Id, user_id: Id) {
+    /// Unregisters every listener of `principal` (a user or an API key that lost its access)
+    /// from every topic of `project_id`.
+    pub fn revoke(&self, project_id: Id, principal: Id) {
         let topics: Vec<Topic> = self
             .topics
             .iter()
@@ -120,7 +120,7 @@ impl Hub {
             .collect();
         for topic in topics {
             if let dashmap::Entry::Occupied(mut entry) = self.topics.entry(topic) {
-                entry.get_mut().retain(|r| r.user_id != Some(user_id));
+                entry.get_mut().retain(|r| r.principal != principal);
                 if entry.get().is_empty() {
                     entry.remove();
                 }
@@ -158,7 +158,7 @@ pub fn update_frame(topic: &Topic, event: &RenderedEvent) -> String {
 pub struct Listener {
     hub: Arc<Hub>,
     id: u64,
-    user_id: Option<Id>,
+    principal: Id,
     queue: mpsc::Sender<Published>,
     receiver: mpsc::Receiver<Published>,
     types: Option<Vec<EventType>>,
@@ -181,7 +181,7 @@ impl Listener {
             .or_default()
             .push(Arc::new(Registration {
                 id: self.id,
-                user_id: self.user_id,
+                principal: self.principal,
                 queue: self.queue.clone(),
                 types: self.types.clone(),
                 overflowed: self.overflowed.clone(),

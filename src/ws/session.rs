@@ -134,6 +134,9 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
                 if last_heard.elapsed() > heartbeat_every * 2 {
                     break Some((close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
                 }
+                if caller.api_key.is_some() && !Box::pin(caller.still_valid(&state)).await {
+                    break Some((close_code::POLICY, "the API key was deleted"));
+                }
                 if send(&mut socket, stall_limit, text_message(frames::heartbeat("ping"))).await.is_err()
                     || send(&mut socket, stall_limit, Message::Ping(Default::default())).await.is_err()
                 {

@@ -20,6 +20,25 @@ pub struct SocketCaller {
 }
 
 impl SocketCaller {
+    /// The user's id, or the API key's.
+    pub fn principal_id(&self) -> Id {
+        match (&self.user_id, &self.api_key) {
+            (Some(user), _) => *user,
+            (None, Some(key)) => key.id,
+            (None, None) => Id::nil(),
+        }
+    }
+
+    /// Whether an API key caller's key still exists (a user caller: always). Checked at every
+    /// heartbeat of a socket with subscriptions, so a key deleted on another node stops its
+    /// sockets within one interval.
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        match &self.api_key {
+            Some(key) => !matches!(state.store.find_api_key(&key.secret_hash).await, Ok(None)),
+            None => true,
+        }
+    }
+
     /// The caller as it is now: a deleted user or key can no longer subscribe.
     async fn principal(&self, state: &AppState) -> Result<Principal, Error> {
         if let Some(id) = self.user_id {
@@ -103,7 +122,7 @@ async fn try_subscribe(
     // Register first, then read: nothing that happens in between can be missed.
     let subs = subscriptions.get_or_insert_with(|| {
         Box::new(Subscriptions {
-            listener: state.events.hub().listener(caller.user_id, None),
+            listener: state.events.hub().listener(caller.principal_id(), None),
             replayed: HashMap::new(),
         })
     });

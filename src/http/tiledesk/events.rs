@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 use crate::events::{Listener, RenderedEvent, Resume, Topic, TopicKind};
 use crate::http::extract::parse_id;
 use crate::http::AppState;
-use crate::service::Access;
+use crate::service::{Access, Principal};
+use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -91,8 +92,10 @@ pub async fn stream(
         kind: TopicKind::Events,
     };
     // Register before reading the log, so nothing between the replay and the live events is lost.
-    let user_id = access.principal.user().map(|u| u.id);
-    let mut listener = state.events.hub().listener(user_id, query.types.clone());
+    let mut listener = state
+        .events
+        .hub()
+        .listener(access.principal.actor_id(), query.types.clone());
     listener.subscribe(topic);
     let mut first = VecDeque::new();
     let mut replayed_up_to = None;
@@ -110,11 +113,20 @@ pub async fn stream(
             }
         }
     }
+    let key_check = match &access.principal {
+        Principal::ApiKey(key) => {
+            let every = state.config.heartbeat;
+            let interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            Some((state.store.clone(), key.secret_hash.clone(), interval))
+        }
+        Principal::User(_) => None,
+    };
     let feed = Feed {
         listener,
         first,
         replayed_up_to,
         shutdown: state.shutdown.clone(),
+        key_check,
     };
     Ok(Sse::new(feed.into_stream())
         .keep_alive(
@@ -139,6 +151,9 @@ struct Feed {
     first: VecDeque<Event>,
     replayed_up_to: Option<LogPosition>,
     shutdown: watch::Receiver<bool>,
+    /// For an API key's stream: the store and the key's hash, to end the stream once the key is
+    /// deleted (checked every heartbeat interval).
+    key_check: Option<(Arc<dyn Store>, String, tokio::time::Interval)>,
 }
 
 impl Feed {
@@ -148,9 +163,23 @@ impl Feed {
                 return Some((Ok(event), feed));
             }
             loop {
+                let key_tick = async {
+                    match feed.key_check.as_mut() {
+                        Some((_, _, interval)) => interval.tick().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 let published = tokio::select! {
                     published = feed.listener.recv() => published?,
                     _ = feed.shutdown.changed() => return None,
+                    _ = key_tick => {
+                        if let Some((store, hash, _)) = &feed.key_check {
+                            if matches!(store.find_api_key(hash).await, Ok(None)) {
+                                return None;
+                            }
+                        }
+                        continue;
+                    }
                 };
                 let event: &Arc<RenderedEvent> = &published.event;
                 if feed.replayed_up_to.is_some_and(|p| event.position <= p) {
