@@ -270,10 +270,11 @@ fn desk_role(role: Role) -> &'static str {
 async fn update_user(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DeskError>,
-    Path(file): Path<String>,
+    path: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
     raw: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
+    let file = path.map(|Path(file)| file).unwrap_or_default();
     let user_id: Id = file
         .strip_suffix(".json")
         .and_then(|id| id.parse().ok())

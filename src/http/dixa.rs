@@ -11,7 +11,8 @@ use super::AppState;
 use crate::domain::{Id, PresenceStatus, Team, Timestamp};
 use crate::error::Error;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -90,13 +91,26 @@ fn invalid(what: &str) -> DixaError {
     DixaError(Error::bad_request(format!("Invalid value for: {what}")))
 }
 
-fn team_id(raw: &str) -> Result<Id> {
-    raw.parse().map_err(|_| invalid("path parameter teamId"))
+/// The `{team_id}` path segment: a UUID, or `Invalid value for: path parameter teamId` (also
+/// for segments that are not even UTF-8).
+pub struct TeamId(Id);
+
+impl FromRequestParts<AppState> for TeamId {
+    type Rejection = DixaError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| invalid("path parameter teamId"))?;
+        raw.parse()
+            .map(TeamId)
+            .map_err(|_| invalid("path parameter teamId"))
+    }
 }
 
-/// A JSON body of type `T`; anything else is `Invalid value for: body`.
+/// A JSON object body of type `T`; anything else is `Invalid value for: body`.
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|_| invalid("body"))
+    super::extract::parse_json(bytes).map_err(|_| invalid("body"))
 }
 
 fn team_json(team: &Team) -> Value {
@@ -168,30 +182,27 @@ async fn list(
 async fn get_one(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
-    Path(raw_id): Path<String>,
+    TeamId(id): TeamId,
 ) -> Result<Json<Value>> {
-    let team = state.agent_teams.get(&access, team_id(&raw_id)?).await?;
+    let team = state.agent_teams.get(&access, id).await?;
     Ok(Json(json!({ "data": team_json(&team) })))
 }
 
 async fn remove(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
-    Path(raw_id): Path<String>,
+    TeamId(id): TeamId,
 ) -> Result<StatusCode> {
-    state.agent_teams.delete(&access, team_id(&raw_id)?).await?;
+    state.agent_teams.delete(&access, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn members(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
-    Path(raw_id): Path<String>,
+    TeamId(id): TeamId,
 ) -> Result<Json<Value>> {
-    let members = state
-        .agent_teams
-        .members(&access, team_id(&raw_id)?)
-        .await?;
+    let members = state.agent_teams.members(&access, id).await?;
     let user_ids: Vec<Id> = members.iter().map(|t| t.user_id).collect();
     let users = state.store.get_users(&user_ids).await?;
     let data: Vec<Value> = users
@@ -211,10 +222,9 @@ async fn members(
 async fn add_members(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
-    Path(raw_id): Path<String>,
+    TeamId(id): TeamId,
     raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode> {
-    let id = team_id(&raw_id)?;
     let agents = AgentIds::parse(&read_body(raw)?)?;
     state
         .agent_teams
@@ -227,10 +237,9 @@ async fn add_members(
 async fn remove_members(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
-    Path(raw_id): Path<String>,
+    TeamId(id): TeamId,
     raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode> {
-    let id = team_id(&raw_id)?;
     let agents = AgentIds::parse(&read_body(raw)?)?;
     state
         .agent_teams
@@ -262,10 +271,9 @@ impl PageKey {
 async fn presence(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
-    Path(raw_id): Path<String>,
+    TeamId(id): TeamId,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>> {
-    let id = team_id(&raw_id)?;
     let mut limit = DEFAULT_PAGE_LIMIT;
     let mut after = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {

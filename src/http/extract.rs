@@ -31,7 +31,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     }
 }
 
+/// Any JSON value as the body, for handlers that check its shape themselves (sign-up and sign-in
+/// answer a non-object with 422, as Tiledesk clients expect). Malformed JSON is 400.
+pub struct AnyJson(pub serde_json::Value);
+
+impl<S: Send + Sync> FromRequest<S> for AnyJson {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(body_rejection)?;
+        serde_json::from_slice(&bytes)
+            .map(AnyJson)
+            .map_err(|e| Error::bad_request(format!("malformed JSON body: {e}")))
+    }
+}
+
+/// Parses a request body. Every body of the gateway is a JSON object: anything else (an array in
+/// particular, which serde would otherwise read positionally into a struct) is refused.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(Error::bad_request("the body must be a JSON object"));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {

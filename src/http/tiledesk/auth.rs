@@ -5,7 +5,7 @@
 
 use super::views::UserView;
 use crate::error::{Error, Result};
-use crate::http::extract::Json;
+use crate::http::extract::{AnyJson, Json};
 use crate::http::AppState;
 use crate::service::SignupRequest;
 use axum::extract::State;
@@ -30,7 +30,7 @@ fn object(body: &Value) -> Result<()> {
     }
 }
 
-pub async fn signup(State(state): State<AppState>, Json(body): Json<Value>) -> Result<Json<Value>> {
+pub async fn signup(State(state): State<AppState>, AnyJson(body): AnyJson) -> Result<Json<Value>> {
     object(&body)?;
     let request = SignupRequest {
         email: field(&body, "email", true)?.to_string(),
@@ -44,7 +44,7 @@ pub async fn signup(State(state): State<AppState>, Json(body): Json<Value>) -> R
     ))
 }
 
-pub async fn signin(State(state): State<AppState>, Json(body): Json<Value>) -> Result<Json<Value>> {
+pub async fn signin(State(state): State<AppState>, AnyJson(body): AnyJson) -> Result<Json<Value>> {
     object(&body)?;
     let email = field(&body, "email", true)?;
     let password = field(&body, "password", true)?;

@@ -23,9 +23,10 @@ pub struct NewKey {
 pub async fn create(
     State(state): State<AppState>,
     Member(access): Member,
-    body: Bytes,
+    body: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
+    let body = body.map_err(crate::http::extract::body_rejection)?;
     let body: NewKey = if body.iter().all(u8::is_ascii_whitespace) {
         NewKey::default()
     } else {
