@@ -10,7 +10,7 @@
 
 use super::Tracker;
 use crate::domain::{SettleOutcome, Transition};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::time::{interval, MissedTickBehavior};
 
@@ -35,10 +35,11 @@ impl MaintenanceTimings {
     }
 }
 
-/// Renews the lease once; re-asserts the local counts if it had been lost.
-pub async fn renew_lease(tracker: &Tracker, ttl: Duration) {
+/// Renews the lease once; re-asserts the local counts if it had been lost. `true` if the lease
+/// was live and is renewed; `false` if it had been lost or could not be renewed.
+pub async fn renew_lease(tracker: &Tracker, ttl: Duration) -> bool {
     match tracker.store().renew_lease(tracker.node_id(), ttl).await {
-        Ok(true) => {}
+        Ok(true) => true,
         Ok(false) => {
             if tracker.counted_teammates() > 0 {
                 tracing::warn!("this node's lease was lost; re-asserting its connections");
@@ -46,10 +47,12 @@ pub async fn renew_lease(tracker: &Tracker, ttl: Duration) {
             metrics::counter!("presence_lease_reasserts_total").increment(1);
             tracker.mark_all_dirty();
             tracker.flush().await;
+            false
         }
         Err(e) => {
             metrics::counter!("presence_lease_errors_total").increment(1);
             tracing::warn!(error = %e, "cannot renew the node lease");
+            false
         }
     }
 }
@@ -92,14 +95,23 @@ pub async fn run_maintenance(
 ) {
     let mut flush = interval(timings.flush_every);
     let mut lease = interval(timings.lease_every());
+    // A node reaps only after its own lease has been healthy for a whole TTL. After a Redis
+    // outage longer than the TTL every lease has expired, live nodes' too; reaping at once would
+    // take down the nodes that have not renewed yet (a false offline and online for each of
+    // their teammates). Within a TTL every live node has renewed.
+    let mut reap_from = Instant::now();
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
     lease.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = flush.tick() => tracker.flush().await,
             _ = lease.tick() => {
-                renew_lease(&tracker, timings.node_ttl).await;
-                reap_dead_nodes(&tracker).await;
+                if !renew_lease(&tracker, timings.node_ttl).await {
+                    reap_from = Instant::now() + timings.node_ttl;
+                }
+                if Instant::now() >= reap_from {
+                    reap_dead_nodes(&tracker).await;
+                }
                 settle_due(&tracker).await;
             }
             _ = stop.changed() => return,
