@@ -211,7 +211,7 @@ async fn send(socket: &mut WebSocket, limit: Duration, message: Message) -> Resu
     if let std::task::Poll::Ready(sent) = futures::poll!(sending.as_mut()) {
         return sent.map_err(drop);
     }
-    match tokio::time::timeout(limit, sending).await {
+    match Box::pin(tokio::time::timeout(limit, sending)).await {
         Ok(Ok(())) => Ok(()),
         _ => Err(()),
     }
