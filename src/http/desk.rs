@@ -28,7 +28,6 @@ use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::patch;
 use axum::{Json, Router};
@@ -87,15 +86,10 @@ impl IntoResponse for DeskError {
             }
             DeskError::Other(error) => error,
         };
+        error.log_hidden_detail();
         let (code, message) = match &error {
-            Error::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                ("internal", "internal error".to_string())
-            }
-            Error::Unavailable(detail) => {
-                tracing::warn!(%detail, "store unavailable");
-                ("unavailable", "service unavailable".to_string())
-            }
+            Error::Internal(_) => ("internal", "internal error".to_string()),
+            Error::Unavailable(_) => ("unavailable", "service unavailable".to_string()),
             Error::BadRequest(m) => ("bad_request", m.clone()),
             Error::Unauthorized(m) => ("unauthorized", m.to_string()),
             Error::Forbidden { msg, .. } => ("forbidden", msg.clone()),
@@ -105,19 +99,7 @@ impl IntoResponse for DeskError {
         };
         let body = json!({ "errors": [{ "code": code, "message": message }] });
         let mut response = (error.status(), Json(body)).into_response();
-        let headers = response.headers_mut();
-        match &error {
-            Error::Unauthorized(_) => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="presence-gateway""#),
-                );
-            }
-            Error::Unavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
-        }
+        error.add_headers(response.headers_mut());
         response
     }
 }

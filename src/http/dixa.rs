@@ -13,7 +13,7 @@ use crate::error::Error;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -55,32 +55,15 @@ impl From<crate::store::StoreError> for DixaError {
 impl IntoResponse for DixaError {
     fn into_response(self) -> Response {
         let error = self.0;
+        error.log_hidden_detail();
         let message = match &error {
-            Error::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                "Internal failure during request processing".to_string()
-            }
-            Error::Unavailable(detail) => {
-                tracing::warn!(%detail, "store unavailable");
-                "Service unavailable".to_string()
-            }
+            Error::Internal(_) => "Internal failure during request processing".to_string(),
+            Error::Unavailable(_) => "Service unavailable".to_string(),
             Error::NotFound(_) => "An entity in this request could not be found".to_string(),
             other => other.to_string(),
         };
         let mut response = (error.status(), Json(json!({ "message": message }))).into_response();
-        let headers = response.headers_mut();
-        match &error {
-            Error::Unauthorized(_) => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="presence-gateway""#),
-                );
-            }
-            Error::Unavailable(_) => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
-        }
+        error.add_headers(response.headers_mut());
         response
     }
 }
@@ -225,12 +208,7 @@ async fn add_members(
     TeamId(id): TeamId,
     raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode> {
-    let agents = AgentIds::parse(&read_body(raw)?)?;
-    state
-        .agent_teams
-        .add_members(&access, id, &agents)
-        .await
-        .map_err(body_error)?;
+    change_members(&state, &access, id, raw, true).await?;
     Ok(StatusCode::OK)
 }
 
@@ -240,13 +218,26 @@ async fn remove_members(
     TeamId(id): TeamId,
     raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<StatusCode> {
-    let agents = AgentIds::parse(&read_body(raw)?)?;
-    state
-        .agent_teams
-        .remove_members(&access, id, &agents)
-        .await
-        .map_err(body_error)?;
+    change_members(&state, &access, id, raw, false).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{agentIds}` joins (`member`) or leaves the team.
+async fn change_members(
+    state: &AppState,
+    access: &crate::service::Access,
+    id: Id,
+    raw: std::result::Result<Bytes, axum::extract::rejection::BytesRejection>,
+    member: bool,
+) -> Result<()> {
+    let agents = AgentIds::parse(&read_body(raw)?)?;
+    let teams = &state.agent_teams;
+    let changed = if member {
+        teams.add_members(access, id, &agents).await
+    } else {
+        teams.remove_members(access, id, &agents).await
+    };
+    changed.map_err(body_error)
 }
 
 /// Where a presence page starts: after this user id (members are ordered by user id, so a page

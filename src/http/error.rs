@@ -4,7 +4,7 @@
 //! "service unavailable".
 
 use crate::error::Error;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -28,11 +28,7 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        match &self {
-            Error::Internal(detail) => tracing::error!(%detail, "internal error"),
-            Error::Unavailable(detail) => tracing::warn!(%detail, "store unavailable"),
-            _ => {}
-        }
+        self.log_hidden_detail();
         let status = self.status();
         let mut body = json!({ "success": false, "msg": self.to_string() });
         if let Error::Forbidden {
@@ -42,8 +38,16 @@ impl IntoResponse for Error {
             body["code"] = json!(code);
         }
         let mut response = (status, Json(body)).into_response();
-        let headers = response.headers_mut();
-        match &self {
+        self.add_headers(response.headers_mut());
+        response
+    }
+}
+
+impl Error {
+    /// The headers an error answer carries in every API family: the authentication challenge
+    /// of a 401, and `Retry-After` for 429 and 503.
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        match self {
             Error::Unauthorized(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
@@ -59,6 +63,14 @@ impl IntoResponse for Error {
             }
             _ => {}
         }
-        response
+    }
+
+    /// Logs what the client is not told: the detail of a 500 or a 503.
+    pub fn log_hidden_detail(&self) {
+        match self {
+            Error::Internal(detail) => tracing::error!(%detail, "internal error"),
+            Error::Unavailable(detail) => tracing::warn!(%detail, "store unavailable"),
+            _ => {}
+        }
     }
 }
