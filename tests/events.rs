@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{spawn_app_with, token_query, Agent, Engine, TestApp, TestUser};
+use common::{token_query, Agent, Engine, TestUser};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -16,32 +16,13 @@ const FAST: &[(&str, &str)] = &[
 const QUIET: Duration = Duration::from_millis(300);
 const WAIT: Duration = Duration::from_secs(5);
 
-struct Setup {
-    app: TestApp,
-    pid: String,
-    owner: TestUser,
-    agent: TestUser,
-    puid: String,
-}
+type Setup = common::TeamApp;
 
 async fn setup_with(engine: Engine, overrides: &[(&str, &str)]) -> Setup {
-    let app = spawn_app_with(engine, overrides).await;
-    let common::OwnerAndAgent {
-        owner,
-        agent,
-        pid,
-        puid,
-    } = app.owner_and_agent().await;
-    Setup {
-        app,
-        pid,
-        owner,
-        agent,
-        puid,
-    }
+    common::TeamApp::spawn(engine, overrides).await
 }
 
-impl Setup {
+impl common::TeamApp {
     /// A socket that watches without counting.
     async fn observer(&self, user: &TestUser) -> Agent {
         self.app

@@ -13,7 +13,7 @@ mod common;
 use common::receiver::Receiver;
 use common::{
     free_port, spawn_app_with, token_query, unique_prefix, Engine, GatewayProcess, RedisServer,
-    SseEvent, TestUser, PASSWORD,
+    SseClient, SseEvent, TestUser, PASSWORD,
 };
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
@@ -475,78 +475,6 @@ impl Tab {
     }
 }
 
-// ---- Server-Sent Events -------------------------------------------------------------------------
-
-/// A minimal SSE client (the harness's needs a `TestApp`; this one works on any node).
-struct Sse {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl Sse {
-    async fn open(
-        base: &str,
-        pid: &str,
-        token: &str,
-        last_event_id: Option<&str>,
-    ) -> Result<Sse, String> {
-        let mut request = reqwest::Client::new()
-            .get(format!("{base}/v3/{pid}/events"))
-            .header("Accept", "text/event-stream")
-            .header("Authorization", token);
-        if let Some(id) = last_event_id {
-            request = request.header("Last-Event-ID", id);
-        }
-        let response = tokio::time::timeout(Duration::from_secs(5), request.send())
-            .await
-            .map_err(|_| "SSE request timed out".to_string())?
-            .map_err(|e| e.to_string())?;
-        if response.status() != 200 {
-            return Err(format!("SSE refused: {}", response.status()));
-        }
-        Ok(Sse {
-            response,
-            buffer: String::new(),
-        })
-    }
-
-    /// The next event: `Err` on timeout, `Ok(None)` when the stream ended.
-    async fn next(&mut self, timeout: Duration) -> Result<Option<SseEvent>, ()> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = SseEvent::default();
-                let mut comment_only = true;
-                for line in block.lines() {
-                    if line.is_empty() || line.starts_with(':') {
-                        continue;
-                    }
-                    comment_only = false;
-                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                    let value = value.strip_prefix(' ').unwrap_or(value);
-                    match field {
-                        "id" => event.id = Some(value.to_string()),
-                        "event" => event.event = Some(value.to_string()),
-                        "data" => event.data.push_str(value),
-                        _ => {}
-                    }
-                }
-                if !comment_only {
-                    return Ok(Some(event));
-                }
-            }
-            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
-                .await
-                .map_err(|_| ())?;
-            match chunk {
-                Ok(Some(bytes)) => self.buffer.push_str(&String::from_utf8_lossy(&bytes)),
-                Ok(None) | Err(_) => return Ok(None),
-            }
-        }
-    }
-}
-
 /// The nodes of a cluster and which of them may be used (a node is marked down before it is
 /// stopped, so that clients move elsewhere).
 #[derive(Clone)]
@@ -605,44 +533,48 @@ impl Collector {
         let events: Arc<Mutex<Vec<(Instant, SseEvent)>>> = Arc::default();
         let streams: Arc<Mutex<Vec<(usize, Instant)>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn({
-            let (events, streams, stop) = (events.clone(), streams.clone(), stop.clone());
-            let (pid, token) = (pid.to_string(), token.to_string());
-            async move {
-                let mut node = first;
-                let mut last: Option<String> = None;
-                while !stop.load(Ordering::SeqCst) {
-                    let base = &nodes.bases[node];
-                    let mut stream = match Sse::open(base, &pid, &token, last.as_deref()).await {
-                        Ok(stream) => stream,
-                        Err(_) => {
-                            node = nodes.next_up(node);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            continue;
-                        }
-                    };
-                    streams.lock().unwrap().push((node, Instant::now()));
-                    loop {
-                        if stop.load(Ordering::SeqCst) {
-                            return;
-                        }
-                        match stream.next(Duration::from_millis(200)).await {
-                            Err(()) => continue,
-                            Ok(None) => {
-                                node = nodes.next_up(node);
-                                break;
-                            }
-                            Ok(Some(event)) => {
-                                if event.id.is_some() {
-                                    last = event.id.clone();
+        let task =
+            tokio::spawn({
+                let (events, streams, stop) = (events.clone(), streams.clone(), stop.clone());
+                let (pid, token) = (pid.to_string(), token.to_string());
+                async move {
+                    let mut node = first;
+                    let mut last: Option<String> = None;
+                    while !stop.load(Ordering::SeqCst) {
+                        let base = &nodes.bases[node];
+                        let mut stream =
+                            match SseClient::open(base, &pid, Some(&token), "", last.as_deref())
+                                .await
+                            {
+                                Ok(stream) => stream,
+                                Err(_) => {
+                                    node = nodes.next_up(node);
+                                    tokio::time::sleep(Duration::from_millis(20)).await;
+                                    continue;
                                 }
-                                events.lock().unwrap().push((Instant::now(), event));
+                            };
+                        streams.lock().unwrap().push((node, Instant::now()));
+                        loop {
+                            if stop.load(Ordering::SeqCst) {
+                                return;
+                            }
+                            match stream.try_next(Duration::from_millis(200)).await {
+                                Err(()) => continue,
+                                Ok(None) => {
+                                    node = nodes.next_up(node);
+                                    break;
+                                }
+                                Ok(Some(event)) => {
+                                    if event.id.is_some() {
+                                        last = event.id.clone();
+                                    }
+                                    events.lock().unwrap().push((Instant::now(), event));
+                                }
                             }
                         }
                     }
                 }
-            }
-        });
+            });
         Collector {
             events,
             streams,

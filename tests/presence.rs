@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{spawn_app_with, token_query, Engine, TestApp, TestUser};
+use common::{token_query, Engine};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -14,29 +14,10 @@ const FAST: &[(&str, &str)] = &[
 ];
 const WAIT: Duration = Duration::from_secs(5);
 
-struct Setup {
-    app: TestApp,
-    pid: String,
-    owner: TestUser,
-    agent: TestUser,
-    puid: String,
-}
+type Setup = common::TeamApp;
 
 async fn setup_with(engine: Engine, overrides: &[(&str, &str)]) -> Setup {
-    let app = spawn_app_with(engine, overrides).await;
-    let common::OwnerAndAgent {
-        owner,
-        agent,
-        pid,
-        puid,
-    } = app.owner_and_agent().await;
-    Setup {
-        app,
-        pid,
-        owner,
-        agent,
-        puid,
-    }
+    common::TeamApp::spawn(engine, overrides).await
 }
 
 async fn setup(engine: Engine) -> Setup {

@@ -41,19 +41,6 @@ fn fresh_email(name: &str) -> String {
     format!("{name}-{}@example.com", uuid::Uuid::new_v4().simple())
 }
 
-async fn read(response: reqwest::Response) -> Resp {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        text,
-        body,
-    }
-}
-
 /// The outcome of a WebSocket handshake: the socket, or the refusal's status and headers.
 async fn ws_connect(
     port: u16,
@@ -893,7 +880,7 @@ impl World {
                         body: Value::Null,
                     }
                 } else {
-                    read(response).await.into()
+                    TestApp::read(response).await.into()
                 }
             }
             Kind::Socket => {
@@ -917,7 +904,7 @@ impl World {
                     Err((status, _)) => {
                         // The refusal happens before the upgrade is looked at, so a plain GET
                         // gets the same answer, with its whole body, for the shape checks.
-                        let plain: Answer = read(
+                        let plain: Answer = TestApp::read(
                             self.app
                                 .client
                                 .get(format!("{}{full}", self.app.address))
@@ -1597,7 +1584,7 @@ async fn secrets_never_reach_the_logs() {
         if let Some(body) = body {
             req = req.json(&body);
         }
-        async move { read(req.send().await.expect("request sent")).await }
+        async move { TestApp::read(req.send().await.expect("request sent")).await }
     };
 
     let email = fresh_email("secretive");

@@ -84,6 +84,19 @@ impl Teammate {
         self.role == Role::Owner && self.is_active()
     }
 
+    /// Removes the teammate from the project, restorably (Tiledesk's soft delete): it leaves
+    /// every team.
+    pub fn trash(&mut self) {
+        self.trashed = true;
+        self.teams.clear();
+    }
+
+    /// Brings a teammate back, active (from trashed, or disabled).
+    pub fn reactivate(&mut self) {
+        self.trashed = false;
+        self.status = TeammateStatus::Active;
+    }
+
     /// Joins a team; `false` if already a member.
     pub fn join_team(&mut self, team: Id) -> bool {
         match self.teams.binary_search(&team) {

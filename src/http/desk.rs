@@ -19,7 +19,7 @@
 //! for a user who is an active teammate of no other project, never an owner's (see
 //! [`AccountChange`]).
 
-use super::extract::{body_rejection, ProjectKey};
+use super::extract::{body_rejection, parse_any_json, ProjectKey};
 use super::AppState;
 use crate::domain::{self, Id, Role, Teammate, TeammateStatus, User};
 use crate::error::Error;
@@ -261,9 +261,7 @@ async fn update_user(
         .strip_suffix(".json")
         .and_then(|id| id.parse().ok())
         .ok_or_else(|| Error::not_found("user"))?;
-    let bytes = raw.map_err(body_rejection)?;
-    let body: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::bad_request(format!("malformed JSON body: {e}")))?;
+    let body = parse_any_json(&raw.map_err(body_rejection)?)?;
     let update = DeskUpdate::parse(&body)?;
 
     let pid = access.project.id;
@@ -328,12 +326,8 @@ async fn update_user(
     };
     let changes_teammate =
         patch.role.is_some() || patch.trashed.is_some() || patch.settings_merge.is_some();
-    let changes_standing =
-        patch.role.is_some() || patch.trashed.is_some_and(|t| t != teammate.trashed);
-    if changes_standing && teammate.role == Role::Owner && access.role != Role::Owner {
-        return Err(Error::forbidden("only an owner may change an owner").into());
-    }
-
+    // The teammate first: the service refuses an owner's role or state (403) before anything is
+    // written; the account, checked above, follows.
     let teammate = if changes_teammate {
         state.teams.update(&access, teammate.id, patch).await?
     } else {

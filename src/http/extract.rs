@@ -42,10 +42,14 @@ impl<S: Send + Sync> FromRequest<S> for AnyJson {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(body_rejection)?;
-        serde_json::from_slice(&bytes)
-            .map(AnyJson)
-            .map_err(|e| Error::bad_request(format!("malformed JSON body: {e}")))
+        parse_any_json(&bytes).map(AnyJson)
     }
+}
+
+/// Parses any JSON value; malformed JSON is 400.
+pub fn parse_any_json(bytes: &[u8]) -> Result<serde_json::Value, Error> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::bad_request(format!("malformed JSON body: {e}")))
 }
 
 /// Parses a request body. Every body of the gateway is a JSON object: anything else (an array in

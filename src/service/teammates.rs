@@ -167,8 +167,7 @@ impl Teams {
                                     "an owner can only be reinstated by restoring it",
                                 ));
                             }
-                            t.status = TeammateStatus::Active;
-                            t.trashed = false;
+                            t.reactivate();
                             t.role = request.role;
                             if let Some(available) = request.user_available {
                                 t.user_available = available;
@@ -247,11 +246,7 @@ impl Teams {
                             t.status = TeammateStatus::Disabled;
                             t.user_available = false;
                         }
-                        _ => {
-                            t.trashed = true;
-                            // A teammate removed from the project leaves its teams.
-                            t.teams.clear();
-                        }
+                        _ => t.trash(),
                     }
                     Ok(())
                 })
@@ -282,8 +277,7 @@ impl Teams {
                     return Err(Error::bad_request("the teammate is not trashed"));
                 }
                 guard_owner_change(access.role, t)?;
-                t.trashed = false;
-                t.status = TeammateStatus::Active;
+                t.reactivate();
                 Ok(())
             })
             .await?;
@@ -442,11 +436,10 @@ fn apply_patch(actor: Role, t: &mut Teammate, patch: &TeammatePatch) -> Result<(
     if let Some(trashed) = patch.trashed {
         if trashed != t.trashed {
             guard_owner_change(actor, t)?;
-            t.trashed = trashed;
             if trashed {
-                t.teams.clear();
+                t.trash();
             } else {
-                t.status = TeammateStatus::Active;
+                t.reactivate();
             }
         }
     }

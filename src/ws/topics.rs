@@ -33,10 +33,9 @@ impl SocketCaller {
     /// heartbeat of a socket with subscriptions, so a key deleted on another node stops its
     /// sockets within one interval.
     pub async fn still_valid(&self, state: &AppState) -> bool {
-        match &self.api_key {
-            Some(key) => !matches!(state.store.find_api_key(&key.secret_hash).await, Ok(None)),
-            None => true,
-        }
+        // A store that cannot answer is not a verdict: only a key that is gone fails.
+        self.api_key.is_none()
+            || !matches!(self.principal(state).await, Err(Error::Unauthorized(_)))
     }
 
     /// The caller as it is now: a deleted user or key can no longer subscribe.

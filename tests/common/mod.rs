@@ -169,6 +169,35 @@ pub struct OwnerAndAgent {
     pub puid: String,
 }
 
+/// A fresh app with an owner and an agent in one project.
+pub struct TeamApp {
+    pub app: TestApp,
+    pub pid: String,
+    pub owner: TestUser,
+    pub agent: TestUser,
+    /// The agent's teammate id.
+    pub puid: String,
+}
+
+impl TeamApp {
+    pub async fn spawn(engine: Engine, overrides: &[(&str, &str)]) -> TeamApp {
+        let app = spawn_app_with(engine, overrides).await;
+        let OwnerAndAgent {
+            owner,
+            agent,
+            pid,
+            puid,
+        } = app.owner_and_agent().await;
+        TeamApp {
+            app,
+            pid,
+            owner,
+            agent,
+            puid,
+        }
+    }
+}
+
 impl TestApp {
     pub async fn owner_and_agent(&self) -> OwnerAndAgent {
         let owner = self.new_user("owner").await;
@@ -228,7 +257,8 @@ impl TestApp {
         Self::read(req.send().await.expect("request sent")).await
     }
 
-    async fn read(response: reqwest::Response) -> Resp {
+    /// A response as [`Resp`]: status, headers, text, and the body parsed as JSON.
+    pub async fn read(response: reqwest::Response) -> Resp {
         let status = response.status();
         let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
@@ -627,6 +657,15 @@ pub struct SseClient {
     pub comments: usize,
 }
 
+/// Why an event stream did not open.
+#[derive(Debug)]
+pub enum SseError {
+    /// No answer within 5 s, or the node is down.
+    Unreachable(String),
+    /// The gateway refused it: status and body.
+    Refused(Resp),
+}
+
 impl TestApp {
     /// Opens the project's event stream; `query` is appended as is (`types=…`, `token=…`).
     /// Returns the refusal's status and body if the stream is not opened.
@@ -637,8 +676,25 @@ impl TestApp {
         query: &str,
         last_event_id: Option<&str>,
     ) -> Result<SseClient, Resp> {
+        match SseClient::open(&self.address, pid, auth, query, last_event_id).await {
+            Ok(client) => Ok(client),
+            Err(SseError::Refused(resp)) => Err(resp),
+            Err(SseError::Unreachable(e)) => panic!("SSE request not answered: {e}"),
+        }
+    }
+}
+
+impl SseClient {
+    /// Opens `{base}/v3/{pid}/events?{query}` on any node (`base` is `http://host:port`).
+    pub async fn open(
+        base: &str,
+        pid: &str,
+        auth: Option<&str>,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> Result<SseClient, SseError> {
         let mut req = reqwest::Client::new()
-            .get(format!("{}/v3/{pid}/events?{query}", self.address))
+            .get(format!("{base}/v3/{pid}/events?{query}"))
             .header("Accept", "text/event-stream");
         if let Some(auth) = auth {
             req = req.header("Authorization", auth);
@@ -646,9 +702,12 @@ impl TestApp {
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id);
         }
-        let response = req.send().await.expect("SSE request sent");
+        let response = tokio::time::timeout(Duration::from_secs(5), req.send())
+            .await
+            .map_err(|_| SseError::Unreachable("no answer within 5 s".into()))?
+            .map_err(|e| SseError::Unreachable(e.to_string()))?;
         if response.status() != StatusCode::OK {
-            return Err(Self::read(response).await);
+            return Err(SseError::Refused(TestApp::read(response).await));
         }
         assert_eq!(
             response.headers()["content-type"],
@@ -661,9 +720,7 @@ impl TestApp {
             comments: 0,
         })
     }
-}
 
-impl SseClient {
     /// The next event; panics if none arrives within `timeout` or the stream ends.
     pub async fn next(&mut self, timeout: Duration) -> SseEvent {
         self.try_next(timeout)
