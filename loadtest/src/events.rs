@@ -2,6 +2,7 @@
 //! node) and `webhooks` (deliveries per second to a local receiver).
 
 use crate::client;
+use crate::modes::{cpu_report, gateway_cpu};
 use crate::setup::{self, call};
 use crate::stats::{self, cpu_time, summary};
 use crate::Cli;
@@ -83,7 +84,7 @@ pub async fn fanout(
     let bar = ProgressBar::new((samples + warmup) as u64).with_message("transitions");
     bar.set_style(stats::bar_style());
     let self_before = cpu_time(None);
-    let gateways_before: Vec<_> = cli.gateway_pid.iter().map(|p| cpu_time(Some(*p))).collect();
+    let gateways_before = gateway_cpu(cli);
     let started = Instant::now();
     let mut latencies = Vec::new();
     // Per transition: when the first and the last subscriber saw it.
@@ -128,12 +129,6 @@ pub async fn fanout(
     }
     bar.finish_and_clear();
     let wall = started.elapsed();
-    let gateways: Vec<Value> = cli
-        .gateway_pid
-        .iter()
-        .zip(&gateways_before)
-        .map(|(pid, b)| json!({"pid": pid, "cpu_percent": stats::cpu_percent(*b, cpu_time(Some(*pid)), wall)}))
-        .collect();
     Ok(json!({
         "mode": "fanout",
         "actor_node": actor,
@@ -144,7 +139,7 @@ pub async fn fanout(
         "latency": summary(&mut latencies),
         "first_subscriber": summary(&mut firsts),
         "last_subscriber": summary(&mut lasts),
-        "cpu": {"loadtest_cpu_percent": stats::cpu_percent(self_before, cpu_time(None), wall), "gateways": gateways},
+        "cpu": cpu_report(cli, &gateways_before, self_before, wall),
     }))
 }
 
@@ -197,7 +192,7 @@ pub async fn webhooks(
     let bar = ProgressBar::new(expected).with_message("deliveries");
     bar.set_style(stats::bar_style());
     let self_before = cpu_time(None);
-    let gateways_before: Vec<_> = cli.gateway_pid.iter().map(|p| cpu_time(Some(*p))).collect();
+    let gateways_before = gateway_cpu(cli);
     let started = Instant::now();
     let puids: Vec<String> = world.teammates.iter().map(|t| t.puid.clone()).collect();
     let made = futures::stream::iter(0..events)
@@ -234,12 +229,6 @@ pub async fn webhooks(
     bar.finish_and_clear();
     let delivered = received.load(std::sync::atomic::Ordering::Relaxed);
     let distinct_events = ids.lock().unwrap().len();
-    let gateways: Vec<Value> = cli
-        .gateway_pid
-        .iter()
-        .zip(&gateways_before)
-        .map(|(pid, b)| json!({"pid": pid, "cpu_percent": stats::cpu_percent(*b, cpu_time(Some(*pid)), wall)}))
-        .collect();
     Ok(json!({
         "mode": "webhooks",
         "events_made": made,
@@ -250,7 +239,7 @@ pub async fn webhooks(
         "events_made_in_s": stats::round(events_done.as_secs_f64()),
         "wall_s": stats::round(wall.as_secs_f64()),
         "deliveries_per_s": stats::round(delivered as f64 / wall.as_secs_f64()),
-        "cpu": {"loadtest_cpu_percent": stats::cpu_percent(self_before, cpu_time(None), wall), "gateways": gateways},
+        "cpu": cpu_report(cli, &gateways_before, self_before, wall),
     }))
 }
 

@@ -12,14 +12,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn gateway_cpu(cli: &Cli) -> Vec<Option<Duration>> {
+pub(crate) fn gateway_cpu(cli: &Cli) -> Vec<Option<Duration>> {
     cli.gateway_pid
         .iter()
         .map(|pid| cpu_time(Some(*pid)))
         .collect()
 }
 
-fn cpu_report(
+pub(crate) fn cpu_report(
     cli: &Cli,
     before: &[Option<Duration>],
     self_before: Option<Duration>,
