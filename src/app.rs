@@ -4,9 +4,10 @@
 use crate::auth::{jwt::JwtKeys, random_bytes};
 use crate::config::Config;
 use crate::events::Events;
-use crate::http::{self, state::Shared, AppState};
+use crate::http;
 use crate::presence::{self, ConnectionLimits, MaintenanceTimings, Tracker};
 use crate::service::{Accounts, AgentTeams, Teams};
+use crate::state::{AppState, Shared};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::webhooks::{Dispatcher, Subscriptions};
 use axum::extract::Request;

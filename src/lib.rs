@@ -14,8 +14,10 @@ pub mod events;
 pub mod http;
 pub mod presence;
 pub mod service;
+pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod views;
 pub mod webhooks;
 pub mod ws;
 

@@ -4,7 +4,7 @@
 use crate::domain::{
     EventIds, EventType, Id, LogPosition, LoggedEvent, Presence, Team, Teammate, Timestamp, User,
 };
-use crate::http::tiledesk::views::{PresenceView, TeammateView};
+use crate::views::{PresenceView, TeammateView};
 use serde::Serialize;
 use serde_json::{Map, Value};
 

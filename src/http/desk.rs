@@ -20,10 +20,10 @@
 //! [`AccountChange`]).
 
 use super::extract::{body_rejection, parse_any_json, ProjectKey};
-use super::AppState;
 use crate::domain::{self, Id, Role, Teammate, TeammateStatus, User};
 use crate::error::Error;
 use crate::service::TeammatePatch;
+use crate::state::AppState;
 use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;

@@ -7,9 +7,9 @@
 //! `Invalid value for: query parameter pageLimit` / `pageKey`.
 
 use super::extract::{body_rejection, ProjectKey};
-use super::AppState;
 use crate::domain::{Id, PresenceStatus, Team, Timestamp};
 use crate::error::Error;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;

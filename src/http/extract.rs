@@ -2,10 +2,10 @@
 //! a JSON body ([`Json`]), path ids ([`Path`]), the caller ([`Caller`]) and the caller's standing
 //! in the project named by the `{pid}` path segment ([`Member`]).
 
-use super::AppState;
 use crate::domain::Id;
 use crate::error::Error;
 use crate::service::{Access, Principal};
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};

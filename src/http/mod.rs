@@ -6,10 +6,9 @@ pub mod dixa;
 pub mod error;
 pub mod extract;
 mod ops;
-pub mod state;
 pub mod tiledesk;
 
-pub use state::AppState;
+use crate::state::AppState;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};

@@ -10,9 +10,9 @@ mod topics;
 
 use crate::domain::{Id, PresenceKey};
 use crate::error::Error;
-use crate::http::AppState;
 use crate::presence::TooManyConnections;
 use crate::service::{Access, Principal};
+use crate::state::AppState;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, RawQuery, Request, State};
 use axum::http::{header, StatusCode};

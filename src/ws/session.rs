@@ -10,9 +10,9 @@ use super::rate::{RateLimiter, Verdict};
 use super::topics::{self, SocketCaller, Subscriptions};
 use crate::domain::{ApiKey, Id, PresenceKey, Teammate};
 use crate::error::Error;
-use crate::http::AppState;
 use crate::presence::UserSlot;
 use crate::service::{Access, Principal, TeammatePatch};
+use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::time::{Duration, Instant};
 

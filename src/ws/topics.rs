@@ -6,9 +6,8 @@ use super::session::frame_error;
 use crate::domain::{ApiKey, Id, LogPosition};
 use crate::error::Error;
 use crate::events::{update_frame, Listener, RenderedEvent, Resume, Topic, TopicKind};
-use crate::http::tiledesk::project_users::render;
-use crate::http::AppState;
 use crate::service::{Access, Principal};
+use crate::state::AppState;
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -203,7 +202,7 @@ async fn snapshot(state: &AppState, access: &Access, topic: &Topic) -> Result<Va
     let teammate = match topic.kind {
         TopicKind::Team(team_id) => {
             let members = state.agent_teams.members(access, team_id).await?;
-            return Ok(Value::Array(render(state, &members).await?));
+            return Ok(Value::Array(state.render_teammates(&members).await?));
         }
         TopicKind::ProjectUsers | TopicKind::Events => {
             let team: Vec<_> = state
@@ -213,12 +212,14 @@ async fn snapshot(state: &AppState, access: &Access, topic: &Topic) -> Result<Va
                 .into_iter()
                 .filter(|t| !t.trashed)
                 .collect();
-            return Ok(Value::Array(render(state, &team).await?));
+            return Ok(Value::Array(state.render_teammates(&team).await?));
         }
         TopicKind::Teammate(id) => state.store.get_teammate(pid, id).await?,
         TopicKind::User(id) => state.store.find_teammate_by_user(pid, id).await?,
     };
     let teammate = teammate.ok_or_else(|| Error::not_found("teammate"))?;
-    let mut rendered = render(state, std::slice::from_ref(&teammate)).await?;
+    let mut rendered = state
+        .render_teammates(std::slice::from_ref(&teammate))
+        .await?;
     Ok(rendered.pop().unwrap_or_default())
 }

@@ -60,7 +60,7 @@ pub fn unique_prefix() -> String {
 
 pub struct TestApp {
     /// The app's shared state (tracker, store), for assertions that HTTP cannot make.
-    pub state: presence_gateway::http::AppState,
+    pub state: presence_gateway::state::AppState,
     pub address: String,
     pub port: u16,
     pub client: reqwest::Client,

@@ -3,11 +3,11 @@
 //! Malformed JSON is 400 like everywhere; a well-formed body with missing or mistyped fields is
 //! 422, as Tiledesk clients expect for sign-in and sign-up forms.
 
-use super::views::UserView;
 use crate::error::{Error, Result};
 use crate::http::extract::{AnyJson, Json};
-use crate::http::AppState;
 use crate::service::SignupRequest;
+use crate::state::AppState;
+use crate::views::UserView;
 use axum::extract::State;
 use serde_json::{json, Value};
 

@@ -1,12 +1,12 @@
 //! `/v3/{pid}/keys`: project API keys (admin). The secret is returned once, as `key`.
 
-use super::users::to_value;
-use super::views::ApiKeyView;
 use crate::auth::api_key;
 use crate::domain::{self, ApiKey, Role, Timestamp};
 use crate::error::{Error, Result};
 use crate::http::extract::{parse_id, Json, Member};
-use crate::http::AppState;
+use crate::state::AppState;
+use crate::views::to_value;
+use crate::views::ApiKeyView;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde::Deserialize;

@@ -7,9 +7,8 @@ pub(crate) mod project_users;
 mod projects;
 mod subscriptions;
 mod users;
-pub mod views;
 
-use super::AppState;
+use crate::state::AppState;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 

@@ -1,44 +1,15 @@
 //! `/v3/{pid}/project_users/...` and `/v3/projects/{pid}/users/availables`: the team.
 
-use super::users::to_value;
-use super::views::{InvitationView, TeammateView};
 use crate::domain::{Presence, PresenceStatus, Role, Teammate, TeammateStatus};
 use crate::error::{Error, Result};
 use crate::http::extract::{parse_id, Json, Member};
-use crate::http::AppState;
 use crate::service::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch};
+use crate::state::AppState;
+use crate::views::InvitationView;
 use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
-
-/// Renders teammates with their users and presence (one store round trip for each).
-pub(crate) async fn render(state: &AppState, teammates: &[Teammate]) -> Result<Vec<Value>> {
-    let presences = state.presence_of(teammates).await?;
-    render_with(state, teammates, &presences).await
-}
-
-/// Renders teammates whose presence has been read already.
-async fn render_with(
-    state: &AppState,
-    teammates: &[Teammate],
-    presences: &[Presence],
-) -> Result<Vec<Value>> {
-    let user_ids: Vec<_> = teammates.iter().map(|t| t.user_id).collect();
-    let users = state.store.get_users(&user_ids).await?;
-    teammates
-        .iter()
-        .zip(users.iter())
-        .zip(presences.iter())
-        .map(|((t, u), p)| to_value(&TeammateView::new(t, u.as_ref(), p)))
-        .collect()
-}
-
-async fn render_one(state: &AppState, teammate: &Teammate) -> Result<Value> {
-    let mut list = render(state, std::slice::from_ref(teammate)).await?;
-    list.pop()
-        .ok_or_else(|| Error::Internal("rendering lost a teammate".into()))
-}
 
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
     params.get(name).map(String::as_str).unwrap_or_default()
@@ -129,7 +100,7 @@ pub async fn list(
         .filter(|(t, p)| filter.keeps(t, p))
         .unzip();
     Ok(Json(Value::Array(
-        render_with(&state, &kept, &kept_presences).await?,
+        state.render_teammates_with(&kept, &kept_presences).await?,
     )))
 }
 
@@ -140,7 +111,7 @@ pub async fn me(State(state): State<AppState>, Member(access): Member) -> Result
         .as_ref()
         .ok_or_else(|| Error::forbidden("an API key has no teammate of its own"))?;
     Ok(Json(Value::Array(
-        render(&state, std::slice::from_ref(own)).await?,
+        state.render_teammates(std::slice::from_ref(own)).await?,
     )))
 }
 
@@ -156,7 +127,7 @@ pub async fn get(
         .get_teammate(access.project.id, id)
         .await?
         .ok_or_else(|| Error::not_found("teammate"))?;
-    Ok(Json(render_one(&state, &teammate).await?))
+    Ok(Json(state.render_teammate(&teammate).await?))
 }
 
 pub async fn by_user(
@@ -172,7 +143,7 @@ pub async fn by_user(
         .await?
         .ok_or_else(|| Error::not_found("teammate"))?;
     Ok(Json(Value::Array(vec![
-        render_one(&state, &teammate).await?,
+        state.render_teammate(&teammate).await?,
     ])))
 }
 
@@ -209,7 +180,7 @@ pub async fn invite(
         )
         .await?;
     match outcome {
-        InviteOutcome::Teammate(teammate) => Ok(Json(render_one(&state, &teammate).await?)),
+        InviteOutcome::Teammate(teammate) => Ok(Json(state.render_teammate(&teammate).await?)),
         InviteOutcome::Pending(invitation) => Ok(Json(json!({
             "success": true,
             "msg": "User not found; an invitation is pending until they sign up with this email",
@@ -274,7 +245,7 @@ pub async fn update_own(
 ) -> Result<Json<Value>> {
     access.require(Role::Agent)?;
     let teammate = state.teams.update_own(&access, body.into_patch()?).await?;
-    Ok(Json(render_one(&state, &teammate).await?))
+    Ok(Json(state.render_teammate(&teammate).await?))
 }
 
 pub async fn update(
@@ -286,7 +257,7 @@ pub async fn update(
     access.require(Role::Admin)?;
     let id = parse_id(param(&params, "puid"), "teammate id")?;
     let teammate = state.teams.update(&access, id, body.into_patch()?).await?;
-    Ok(Json(render_one(&state, &teammate).await?))
+    Ok(Json(state.render_teammate(&teammate).await?))
 }
 
 pub async fn remove(
@@ -312,7 +283,7 @@ pub async fn remove(
         (false, false) => RemoveMode::Disable,
     };
     let teammate = state.teams.remove(&access, id, mode).await?;
-    Ok(Json(render_one(&state, &teammate).await?))
+    Ok(Json(state.render_teammate(&teammate).await?))
 }
 
 pub async fn restore(
@@ -323,7 +294,7 @@ pub async fn restore(
     access.require(Role::Admin)?;
     let id = parse_id(param(&params, "puid"), "teammate id")?;
     let teammate = state.teams.restore(&access, id).await?;
-    Ok(Json(render_one(&state, &teammate).await?))
+    Ok(Json(state.render_teammate(&teammate).await?))
 }
 
 /// `[{id, fullname, email, assigned_request}]` of active, available teammates (agent and up).

@@ -1,11 +1,11 @@
 //! `POST /v3/projects` and `GET /v3/projects/{pid}`.
 
-use super::users::to_value;
-use super::views::ProjectView;
 use crate::domain::Role;
 use crate::error::Result;
 use crate::http::extract::{Caller, Json, Member};
-use crate::http::AppState;
+use crate::state::AppState;
+use crate::views::to_value;
+use crate::views::ProjectView;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::Value;

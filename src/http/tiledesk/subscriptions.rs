@@ -2,12 +2,12 @@
 //! The secret is shown once, when the subscription is created (in the body and in
 //! `x-hook-secret`); it is never sent with deliveries, which are signed with it instead.
 
-use super::users::to_value;
 use crate::domain::Role;
 use crate::domain::{Attempt, Delivery, Subscription, Timestamp};
 use crate::error::Result;
 use crate::http::extract::{parse_id, Json, Member};
-use crate::http::AppState;
+use crate::state::AppState;
+use crate::views::to_value;
 use crate::webhooks::SubscriptionPatch;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderValue;

@@ -1,10 +1,10 @@
 //! `GET /v3/users` and `PUT /v3/users`: the current user.
 
-use super::views::UserView;
 use crate::domain::Timestamp;
 use crate::error::{Error, Result};
 use crate::http::extract::{Caller, Json};
-use crate::http::AppState;
+use crate::state::AppState;
+use crate::views::{to_value, UserView};
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -46,8 +46,4 @@ pub async fn update(
     user.updated_at = Timestamp::now();
     state.store.update_user(&user).await?;
     Ok(Json(to_value(&UserView::from(&user))?))
-}
-
-pub fn to_value<T: serde::Serialize>(view: &T) -> Result<Value> {
-    serde_json::to_value(view).map_err(|e| Error::Internal(e.to_string()))
 }

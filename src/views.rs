@@ -1,6 +1,7 @@
 //! Tiledesk wire formats, mapped from domain types. Field names are exactly the contract's.
 
 use crate::domain::{ApiKey, PendingInvitation, Presence, Project, Teammate, Timestamp, User};
+use crate::error::{Error, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -232,4 +233,9 @@ impl<'a> ApiKeyView<'a> {
             created_at: k.created_at,
         }
     }
+}
+
+/// Serializes a view into a JSON value (a failure is a bug: 500).
+pub fn to_value<T: Serialize>(view: &T) -> Result<Value> {
+    serde_json::to_value(view).map_err(|e| Error::Internal(e.to_string()))
 }
