@@ -954,6 +954,17 @@ fn bytes_attacks(route: &Route, fx: &Fx) -> Vec<Attack> {
         ),
         attack("number out of range", raw_body(route, b"1e400"), 400),
         attack("invalid UTF-8 in a key", b"{\"\xc3\x28\":1}".to_vec(), 400),
+        // JSON text must be UTF-8 (RFC 8259) even where the route ignores the field.
+        attack(
+            "invalid UTF-8 in an ignored field",
+            b"{\"name\":\"\xff\xfe\"}".to_vec(),
+            400,
+        ),
+        attack(
+            "invalid UTF-8 deep in an ignored field",
+            b"{\"zz_unknown\":[{\"a\":\"ok\"},{\"b\":\"\xc0\xaf\"}]}".to_vec(),
+            400,
+        ),
         attack("bare invalid bytes", b"\xff\xfe\xfd".to_vec(), 400),
     ]
 }

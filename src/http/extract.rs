@@ -46,8 +46,17 @@ impl<S: Send + Sync> FromRequest<S> for AnyJson {
     }
 }
 
+/// JSON text must be UTF-8 (RFC 8259). serde skips the fields a route ignores without looking at
+/// their bytes, so the whole body is checked first.
+fn require_utf8(bytes: &[u8]) -> Result<(), Error> {
+    std::str::from_utf8(bytes)
+        .map(drop)
+        .map_err(|e| Error::bad_request(format!("the body is not UTF-8: {e}")))
+}
+
 /// Parses any JSON value; malformed JSON is 400.
 pub fn parse_any_json(bytes: &[u8]) -> Result<serde_json::Value, Error> {
+    require_utf8(bytes)?;
     serde_json::from_slice(bytes)
         .map_err(|e| Error::bad_request(format!("malformed JSON body: {e}")))
 }
@@ -59,6 +68,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     if first.is_some_and(|b| *b != b'{') {
         return Err(Error::bad_request("the body must be a JSON object"));
     }
+    require_utf8(bytes)?;
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {
