@@ -1,15 +1,55 @@
 //! Tiledesk wire formats, mapped from domain types. Field names are exactly the contract's.
+//!
+//! Each view also derives its OpenAPI schema (`ToSchema`), so the document at `/openapi.json`
+//! describes exactly what is serialized. Enumerated strings have small schema-only enums here.
 
 use crate::domain::{ApiKey, PendingInvitation, Presence, Project, Teammate, Timestamp, User};
 use crate::error::{Error, Result};
 use serde::Serialize;
+use utoipa::ToSchema;
 use serde_json::{Map, Value};
 
+/// A role name; each includes the ones after it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Role)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleName {
+    Owner,
+    Admin,
+    Supervisor,
+    Agent,
+    User,
+    Guest,
+}
+
+/// A teammate's status in its project.
+#[derive(Serialize, ToSchema)]
+#[schema(as = TeammateStatus)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+pub enum TeammateStatusName {
+    Active,
+    Disabled,
+}
+
+/// Live presence, counted over every node.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PresenceStatus)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceStatusName {
+    Online,
+    Offline,
+}
+
 /// A user as the API shows it: never with the password hash.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     pub underscore_id: String,
+    #[schema(format = Uuid)]
     pub id: String,
     pub email: &'a str,
     pub firstname: &'a str,
@@ -17,11 +57,15 @@ pub struct UserView<'a> {
     pub fullname: String,
     pub emailverified: bool,
     /// Tiledesk: 100 active.
+    #[schema(example = 100)]
     pub status: u32,
+    #[schema(value_type = Object)]
     pub attributes: &'a Map<String, Value>,
     #[serde(rename = "createdAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(rename = "updatedAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -43,18 +87,23 @@ impl<'a> From<&'a User> for UserView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ProjectView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     pub underscore_id: String,
+    #[schema(format = Uuid)]
     pub id: String,
     pub name: &'a str,
     pub status: u32,
     #[serde(rename = "createdBy")]
+    #[schema(format = Uuid)]
     pub created_by: String,
     #[serde(rename = "createdAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(rename = "updatedAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -73,24 +122,29 @@ impl<'a> From<&'a Project> for ProjectView<'a> {
 }
 
 /// The `id_user` object inside a teammate.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TeammateUserView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     pub underscore_id: String,
+    #[schema(format = Uuid)]
     pub id: String,
     pub email: &'a str,
     pub firstname: &'a str,
     pub lastname: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct PresenceView<'a> {
+    #[schema(value_type = PresenceStatusName)]
     pub status: &'static str,
     #[serde(rename = "changedAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub changed_at: Timestamp,
     pub connections: u64,
     pub channels: &'a [String],
     #[serde(rename = "lastSeenAt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_seen_at: Option<Timestamp>,
 }
 
@@ -107,13 +161,17 @@ impl<'a> From<&'a Presence> for PresenceView<'a> {
 }
 
 /// The teammate (`project_user`) JSON: every field present, as CONTRACT §3 lists them.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TeammateView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     pub underscore_id: String,
+    #[schema(format = Uuid)]
     pub id: String,
+    #[schema(format = Uuid)]
     pub id_project: String,
     pub id_user: Option<TeammateUserView<'a>>,
+    #[schema(value_type = RoleName)]
     pub role: &'static str,
     pub user_available: bool,
     #[serde(rename = "profileStatus")]
@@ -122,19 +180,26 @@ pub struct TeammateView<'a> {
     pub number_assigned_requests: i64,
     #[serde(rename = "isBusy")]
     pub is_busy: bool,
+    #[schema(value_type = TeammateStatusName)]
     pub status: &'static str,
     pub trashed: bool,
     #[serde(rename = "isAuthenticated")]
     pub is_authenticated: bool,
     pub presence: PresenceView<'a>,
+    #[schema(value_type = Object)]
     pub attributes: &'a Map<String, Value>,
+    #[schema(value_type = Vec<Object>)]
     pub tags: &'a [Value],
+    #[schema(value_type = Object)]
     pub settings: &'a Map<String, Value>,
     #[serde(rename = "createdBy")]
+    #[schema(format = Uuid)]
     pub created_by: Option<String>,
     #[serde(rename = "createdAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     #[serde(rename = "updatedAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -171,18 +236,24 @@ impl<'a> TeammateView<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct InvitationView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     pub underscore_id: String,
+    #[schema(format = Uuid)]
     pub id: String,
+    #[schema(format = Uuid)]
     pub id_project: String,
     pub email: &'a str,
+    #[schema(value_type = RoleName)]
     pub role: &'static str,
     pub user_available: bool,
     #[serde(rename = "createdBy")]
+    #[schema(format = Uuid)]
     pub created_by: Option<String>,
     #[serde(rename = "createdAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -202,20 +273,26 @@ impl<'a> From<&'a PendingInvitation> for InvitationView<'a> {
 }
 
 /// An API key's metadata. The secret (`key`) is added only in the creation response.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ApiKeyView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     pub underscore_id: String,
+    #[schema(format = Uuid)]
     pub id: String,
+    #[schema(format = Uuid)]
     pub id_project: String,
     pub name: &'a str,
+    #[schema(value_type = RoleName)]
     pub role: &'static str,
     pub prefix: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
     #[serde(rename = "createdBy")]
+    #[schema(format = Uuid)]
     pub created_by: Option<String>,
     #[serde(rename = "createdAt")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -233,6 +310,45 @@ impl<'a> ApiKeyView<'a> {
             created_at: k.created_at,
         }
     }
+}
+
+/// `POST /v3/auth/signup`.
+#[derive(Serialize, ToSchema)]
+pub struct SignupView<'a> {
+    #[schema(example = true)]
+    pub success: bool,
+    pub user: UserView<'a>,
+}
+
+/// `POST /v3/auth/signin`.
+#[derive(Serialize, ToSchema)]
+pub struct SigninView<'a> {
+    #[schema(example = true)]
+    pub success: bool,
+    /// `JWT <jwt>`: use it verbatim as the `Authorization` value.
+    #[schema(example = "JWT eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.c2lnbmF0dXJl")]
+    pub token: String,
+    pub user: UserView<'a>,
+}
+
+/// The answer to an invitation of an email with no account yet.
+#[derive(Serialize, ToSchema)]
+pub struct PendingInvitationView<'a> {
+    #[schema(example = true)]
+    pub success: bool,
+    pub msg: &'static str,
+    #[serde(rename = "pendingInvitation")]
+    pub pending_invitation: InvitationView<'a>,
+}
+
+/// One entry of `GET /v3/projects/{pid}/users/availables`. `id` is the user id, as in Tiledesk.
+#[derive(Serialize, ToSchema)]
+pub struct AvailableView<'a> {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub fullname: String,
+    pub email: &'a str,
+    pub assigned_request: i64,
 }
 
 /// Serializes a view into a JSON value (a failure is a bug: 500).

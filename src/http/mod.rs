@@ -3,9 +3,12 @@
 
 pub mod desk;
 pub mod dixa;
+mod docs;
 pub mod error;
 pub mod extract;
+pub mod openapi;
 mod ops;
+pub mod params;
 pub mod tiledesk;
 
 use crate::state::AppState;
@@ -28,6 +31,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
+        .merge(docs::router())
         .merge(tiledesk::router())
         .merge(dixa::router())
         .merge(desk::router())

@@ -8,6 +8,21 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
+/// The routes below, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, readyz, metrics))]
+pub struct ApiDoc;
+
+/// `/healthz` and `/readyz` answers.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    status: String,
+    /// Why the node is not ready.
+    reason: Option<String>,
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
@@ -16,11 +31,18 @@ pub fn router() -> Router<AppState> {
 }
 
 /// 200 while the process runs.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "the process runs", body = Health)))]
 async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
 /// 200 when the store answers, 503 otherwise.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "the store answers", body = Health),
+        (status = 503, description = "the store is unreachable", body = Health),
+    ))]
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
@@ -34,6 +56,9 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// This node's metrics in the Prometheus text format (the README lists them).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

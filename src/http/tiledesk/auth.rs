@@ -7,9 +7,10 @@ use crate::error::{Error, Result};
 use crate::http::extract::{AnyJson, Json};
 use crate::service::SignupRequest;
 use crate::state::AppState;
-use crate::views::UserView;
+use crate::views::{to_value, SigninView, SignupView, UserView};
+use utoipa::ToSchema;
 use axum::extract::State;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 fn field<'a>(body: &'a Value, name: &str, required: bool) -> Result<&'a str> {
     match body.get(name) {
@@ -30,6 +31,39 @@ fn object(body: &Value) -> Result<()> {
     }
 }
 
+/// The sign-up body. The handler reads it field by field so that a malformed one is 422, as
+/// Tiledesk clients expect.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SignupBody {
+    /// Lower-cased; must be unique.
+    #[schema(format = Email, max_length = 254, example = "ann@example.com")]
+    email: String,
+    #[schema(min_length = 8, max_length = 1024, example = "ann-secret-1")]
+    password: String,
+    #[schema(max_length = 200, example = "Ann")]
+    firstname: Option<String>,
+    #[schema(max_length = 200, example = "Lee")]
+    lastname: Option<String>,
+}
+
+/// The sign-in body.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SigninBody {
+    #[schema(example = "ann@example.com")]
+    email: String,
+    #[schema(example = "ann-secret-1")]
+    password: String,
+}
+
+/// Creates an account. Pending invitations for the email become teammates.
+#[utoipa::path(post, path = "/v3/auth/signup", tag = "accounts",
+    request_body = SignupBody,
+    responses(
+        (status = 200, description = "the new account", body = SignupView<'static>),
+        (status = 422, description = "an invalid body, or the email is taken", body = crate::http::openapi::TiledeskError),
+    ))]
 pub async fn signup(State(state): State<AppState>, AnyJson(body): AnyJson) -> Result<Json<Value>> {
     object(&body)?;
     let request = SignupRequest {
@@ -39,20 +73,30 @@ pub async fn signup(State(state): State<AppState>, AnyJson(body): AnyJson) -> Re
         lastname: field(&body, "lastname", false)?.to_string(),
     };
     let user = state.accounts.signup(request).await?;
-    Ok(Json(
-        json!({ "success": true, "user": UserView::from(&user) }),
-    ))
+    Ok(Json(to_value(&SignupView {
+        success: true,
+        user: UserView::from(&user),
+    })?))
 }
 
+/// Signs in with email and password. The token comes back as `JWT <jwt>`.
+#[utoipa::path(post, path = "/v3/auth/signin", tag = "accounts",
+    request_body = SigninBody,
+    responses(
+        (status = 200, description = "a token for the user", body = SigninView<'static>),
+        (status = 401, description = "wrong email or password", body = crate::http::openapi::TiledeskError),
+        (status = 422, description = "an invalid body", body = crate::http::openapi::TiledeskError),
+        (status = 429, description = "10 failed attempts for this email within 15 minutes; retry after `Retry-After` seconds", body = crate::http::openapi::TiledeskError),
+    ))]
 pub async fn signin(State(state): State<AppState>, AnyJson(body): AnyJson) -> Result<Json<Value>> {
     object(&body)?;
     let email = field(&body, "email", true)?;
     let password = field(&body, "password", true)?;
     let user = state.accounts.check_password(email, password).await?;
     let token = state.accounts.issue_token(&user);
-    Ok(Json(json!({
-        "success": true,
-        "token": format!("JWT {token}"),
-        "user": UserView::from(&user),
-    })))
+    Ok(Json(to_value(&SigninView {
+        success: true,
+        token: format!("JWT {token}"),
+        user: UserView::from(&user),
+    })?))
 }

@@ -14,6 +14,7 @@ use crate::http::extract::parse_id;
 use crate::http::extract::Path;
 use crate::service::{Access, Principal};
 use crate::state::AppState;
+use crate::http::params::ProjectPath;
 use crate::store::Store;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
@@ -59,6 +60,19 @@ impl Query {
     }
 }
 
+/// The project's events as a Server-Sent Events stream (agent and up, or an API key of the
+/// project). Each event is `id: <event id>`, `event: <type>`, `data: <envelope>`; a
+/// `: keep-alive` comment goes out every heartbeat. It never ends by itself.
+#[utoipa::path(get, path = "/v3/{pid}/events", tag = "events",
+    params(
+        ProjectPath,
+        ("types" = Option<String>, Query, description = "comma-separated event types to keep, e.g. `presence.online,presence.offline`"),
+        ("since" = Option<uuid::Uuid>, Query, description = "replay the events after this event id"),
+        ("token" = Option<String>, Query, description = "credentials for clients that cannot set headers (`JWT <jwt>`, a bare JWT, or an API key)"),
+        ("Last-Event-ID" = Option<uuid::Uuid>, Header, description = "replay the events after this event id (wins over `since`)"),
+    ),
+    responses((status = 200, description = "the stream; it starts with `event: resync` when the resume point is no longer kept",
+        content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(state): State<AppState>,
     Path(pid): Path<String>,

@@ -9,17 +9,37 @@ use crate::views::to_value;
 use crate::views::ApiKeyView;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use crate::http::params::{KeyPath, ProjectPath};
 use serde::Deserialize;
+use utoipa::ToSchema;
 use serde_json::Value;
 use std::collections::HashMap;
 
-#[derive(Deserialize, Default)]
+/// `POST /v3/{pid}/keys`. The body is optional.
+#[derive(Deserialize, Default, ToSchema)]
 pub struct NewKey {
+    #[schema(max_length = 200, example = "crm")]
     name: Option<String>,
+    /// `agent` (the default) or `admin`; never above the creator's role.
+    #[schema(value_type = Option<KeyRole>)]
     role: Option<String>,
 }
 
+/// The roles a key may carry.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum KeyRole {
+    Agent,
+    Admin,
+}
+
+/// Creates an API key (admin and up). Its value is in `key`, shown this once.
 /// The body is optional: an empty POST creates an `agent` key.
+#[utoipa::path(post, path = "/v3/{pid}/keys", tag = "keys",
+    params(ProjectPath),
+    request_body(content = Option<NewKey>, description = "optional"),
+    responses((status = 200, description = "the key, with its value in `key`", body = ApiKeyView<'static>)))]
 pub async fn create(
     State(state): State<AppState>,
     Member(access): Member,
@@ -65,6 +85,10 @@ pub async fn create(
     Ok(Json(to_value(&ApiKeyView::new(&key, Some(&secret)))?))
 }
 
+/// The project's API keys, without their values.
+#[utoipa::path(get, path = "/v3/{pid}/keys", tag = "keys",
+    params(ProjectPath),
+    responses((status = 200, description = "the keys", body = Vec<ApiKeyView<'static>>)))]
 pub async fn list(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
     let keys = state.store.list_api_keys(access.project.id).await?;
@@ -75,6 +99,10 @@ pub async fn list(State(state): State<AppState>, Member(access): Member) -> Resu
     Ok(Json(Value::Array(views?)))
 }
 
+/// Deletes an API key; its open sockets and streams stop.
+#[utoipa::path(delete, path = "/v3/{pid}/keys/{key_id}", tag = "keys",
+    params(KeyPath),
+    responses((status = 200, description = "the deleted key", body = ApiKeyView<'static>)))]
 pub async fn remove(
     State(state): State<AppState>,
     Member(access): Member,

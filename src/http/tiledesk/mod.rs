@@ -3,7 +3,7 @@
 mod auth;
 mod events;
 mod keys;
-pub(crate) mod project_users;
+mod project_users;
 mod projects;
 mod subscriptions;
 mod users;
@@ -11,6 +11,38 @@ mod users;
 use crate::state::AppState;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
+
+/// The routes below, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    auth::signup,
+    auth::signin,
+    users::me,
+    users::update,
+    projects::create,
+    projects::get,
+    project_users::availables,
+    project_users::list,
+    project_users::update_own,
+    project_users::me,
+    project_users::invite,
+    project_users::by_user,
+    project_users::get,
+    project_users::update,
+    project_users::remove,
+    project_users::restore,
+    keys::create,
+    keys::list,
+    keys::remove,
+    events::stream,
+    subscriptions::create,
+    subscriptions::list,
+    subscriptions::history,
+    subscriptions::get,
+    subscriptions::update,
+    subscriptions::remove,
+))]
+pub struct ApiDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -5,10 +5,15 @@ use crate::error::{Error, Result};
 use crate::http::extract::{parse_id, Json, Member};
 use crate::service::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch};
 use crate::state::AppState;
-use crate::views::InvitationView;
+use crate::http::params::{ProjectPath, ProjectUserPath, TeammatePath};
+use crate::views::{
+    to_value, AvailableView, InvitationView, PendingInvitationView, PresenceStatusName, RoleName,
+    TeammateStatusName, TeammateView,
+};
+use utoipa::ToSchema;
 use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
@@ -84,6 +89,16 @@ fn parse_status(value: &str) -> Result<TeammateStatus> {
     }
 }
 
+/// The team. Trashed teammates are left out unless `trashed=true`.
+#[utoipa::path(get, path = "/v3/{pid}/project_users", tag = "teammates",
+    params(
+        ProjectPath,
+        ("trashed" = Option<bool>, Query, description = "include trashed teammates"),
+        ("role" = Option<Vec<RoleName>>, Query, explode, description = "only these roles (repeat the parameter or separate with commas)"),
+        ("presencestatus" = Option<PresenceStatusName>, Query, description = "only online or offline teammates"),
+        ("status" = Option<TeammateStatusName>, Query, description = "only active or disabled teammates"),
+    ),
+    responses((status = 200, description = "the teammates", body = Vec<TeammateView<'static>>)))]
 pub async fn list(
     State(state): State<AppState>,
     Member(access): Member,
@@ -104,6 +119,10 @@ pub async fn list(
     )))
 }
 
+/// The caller's own teammate, as an array (as in Tiledesk).
+#[utoipa::path(get, path = "/v3/{pid}/project_users/me", tag = "teammates",
+    params(ProjectPath),
+    responses((status = 200, description = "an array with the caller's teammate", body = Vec<TeammateView<'static>>)))]
 pub async fn me(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
     access.require(Role::Agent)?;
     let own = access
@@ -115,6 +134,10 @@ pub async fn me(State(state): State<AppState>, Member(access): Member) -> Result
     )))
 }
 
+/// One teammate.
+#[utoipa::path(get, path = "/v3/{pid}/project_users/{puid}", tag = "teammates",
+    params(TeammatePath),
+    responses((status = 200, description = "the teammate", body = TeammateView<'static>)))]
 pub async fn get(
     State(state): State<AppState>,
     Member(access): Member,
@@ -130,6 +153,10 @@ pub async fn get(
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 
+/// The teammate of a user, as an array (as in Tiledesk).
+#[utoipa::path(get, path = "/v3/{pid}/project_users/users/{user_id}", tag = "teammates",
+    params(ProjectUserPath),
+    responses((status = 200, description = "an array with that user's teammate", body = Vec<TeammateView<'static>>)))]
 pub async fn by_user(
     State(state): State<AppState>,
     Member(access): Member,
@@ -147,9 +174,12 @@ pub async fn by_user(
     ])))
 }
 
-#[derive(Deserialize)]
+/// `POST /v3/{pid}/project_users/invite`.
+#[derive(Deserialize, ToSchema)]
 pub struct InviteBody {
+    #[schema(format = Email, max_length = 254, example = "bob@example.com")]
     email: String,
+    #[schema(value_type = InvitableRole)]
     role: String,
     #[allow(dead_code)]
     firstname: Option<String>,
@@ -158,6 +188,31 @@ pub struct InviteBody {
     user_available: Option<bool>,
 }
 
+/// The roles an invitation may give.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+pub enum InvitableRole {
+    Agent,
+    Supervisor,
+    Admin,
+}
+
+/// What an invitation answers.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub enum InviteAnswer<'a> {
+    Teammate(TeammateView<'a>),
+    Pending(PendingInvitationView<'a>),
+}
+
+/// Invites an email (admin and up). A disabled or trashed member is reactivated; an email with
+/// no account gets a pending invitation that becomes a teammate at sign-up.
+#[utoipa::path(post, path = "/v3/{pid}/project_users/invite", tag = "teammates",
+    params(ProjectPath),
+    request_body = InviteBody,
+    responses((status = 200, description = "the teammate, or the pending invitation", body = InviteAnswer<'static>)))]
 pub async fn invite(
     State(state): State<AppState>,
     Member(access): Member,
@@ -181,27 +236,38 @@ pub async fn invite(
         .await?;
     match outcome {
         InviteOutcome::Teammate(teammate) => Ok(Json(state.render_teammate(&teammate).await?)),
-        InviteOutcome::Pending(invitation) => Ok(Json(json!({
-            "success": true,
-            "msg": "User not found; an invitation is pending until they sign up with this email",
-            "pendingInvitation": InvitationView::from(&invitation),
-        }))),
+        InviteOutcome::Pending(invitation) => Ok(Json(to_value(&PendingInvitationView {
+            success: true,
+            msg: "User not found; an invitation is pending until they sign up with this email",
+            pending_invitation: InvitationView::from(&invitation),
+        })?)),
     }
 }
 
 /// The body of both teammate updates. Unknown fields are ignored (clients send whole objects).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 pub struct UpdateBody {
     user_available: Option<bool>,
     #[serde(rename = "profileStatus")]
+    #[schema(max_length = 200, example = "lunch")]
     profile_status: Option<String>,
     max_served_chat: Option<i64>,
     /// Alias of `max_served_chat`.
     max_assigned_chat: Option<i64>,
+    /// Replaces the attributes object.
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Map<String, Value>>,
+    /// Replaces the settings object.
+    #[schema(value_type = Option<Object>)]
     settings: Option<Map<String, Value>>,
+    /// Admins and up only; only an owner grants or revokes `owner`.
+    #[schema(value_type = Option<RoleName>)]
     role: Option<String>,
+    /// `PUT /v3/{pid}/project_users/{puid}` only.
+    #[schema(value_type = Option<TeammateStatusName>)]
     status: Option<String>,
+    /// `PUT /v3/{pid}/project_users/{puid}` only.
+    #[schema(minimum = 0)]
     number_assigned_requests: Option<i64>,
 }
 
@@ -238,6 +304,11 @@ impl UpdateBody {
     }
 }
 
+/// Updates the caller's own teammate (`role` only for admins and up).
+#[utoipa::path(put, path = "/v3/{pid}/project_users", tag = "teammates",
+    params(ProjectPath),
+    request_body = UpdateBody,
+    responses((status = 200, description = "the teammate after the change", body = TeammateView<'static>)))]
 pub async fn update_own(
     State(state): State<AppState>,
     Member(access): Member,
@@ -248,6 +319,11 @@ pub async fn update_own(
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 
+/// Updates a teammate of the project (admin and up). Never creates one.
+#[utoipa::path(put, path = "/v3/{pid}/project_users/{puid}", tag = "teammates",
+    params(TeammatePath),
+    request_body = UpdateBody,
+    responses((status = 200, description = "the teammate after the change", body = TeammateView<'static>)))]
 pub async fn update(
     State(state): State<AppState>,
     Member(access): Member,
@@ -260,6 +336,15 @@ pub async fn update(
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 
+/// Disables a teammate; `soft=true` trashes it, `hard=true` deletes it. The last owner cannot be
+/// removed.
+#[utoipa::path(delete, path = "/v3/{pid}/project_users/{puid}", tag = "teammates",
+    params(
+        TeammatePath,
+        ("soft" = Option<bool>, Query, description = "trash instead of disabling"),
+        ("hard" = Option<bool>, Query, description = "delete instead of disabling"),
+    ),
+    responses((status = 200, description = "the teammate after the change", body = TeammateView<'static>)))]
 pub async fn remove(
     State(state): State<AppState>,
     Member(access): Member,
@@ -286,6 +371,10 @@ pub async fn remove(
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 
+/// Restores a trashed teammate.
+#[utoipa::path(put, path = "/v3/{pid}/project_users/{puid}/restore", tag = "teammates",
+    params(TeammatePath),
+    responses((status = 200, description = "the restored teammate", body = TeammateView<'static>)))]
 pub async fn restore(
     State(state): State<AppState>,
     Member(access): Member,
@@ -299,6 +388,9 @@ pub async fn restore(
 
 /// `[{id, fullname, email, assigned_request}]` of active, available teammates (agent and up).
 /// `id` is the user id, as in Tiledesk.
+#[utoipa::path(get, path = "/v3/projects/{pid}/users/availables", tag = "teammates",
+    params(ProjectPath),
+    responses((status = 200, description = "the available teammates", body = Vec<AvailableView<'static>>)))]
 pub async fn availables(
     State(state): State<AppState>,
     Member(access): Member,
@@ -318,13 +410,13 @@ pub async fn availables(
         .zip(users.iter())
         .filter_map(|(t, u)| {
             let u = u.as_ref()?;
-            Some(json!({
-                "id": u.id.to_string(),
-                "fullname": u.fullname(),
-                "email": u.email,
-                "assigned_request": t.number_assigned_requests,
+            Some(to_value(&AvailableView {
+                id: u.id.to_string(),
+                fullname: u.fullname(),
+                email: &u.email,
+                assigned_request: t.number_assigned_requests,
             }))
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     Ok(Json(Value::Array(list)))
 }

@@ -7,14 +7,23 @@ use crate::state::AppState;
 use crate::views::to_value;
 use crate::views::ProjectView;
 use axum::extract::State;
+use crate::http::params::ProjectPath;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use serde_json::Value;
 
-#[derive(Deserialize)]
+/// `POST /v3/projects`.
+#[derive(Deserialize, ToSchema)]
 pub struct NewProject {
+    /// Trimmed; 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "Support")]
     name: String,
 }
 
+/// Creates a project; the caller becomes its owner.
+#[utoipa::path(post, path = "/v3/projects", tag = "projects",
+    request_body = NewProject,
+    responses((status = 200, description = "the new project", body = ProjectView<'static>)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(principal): Caller,
@@ -25,6 +34,10 @@ pub async fn create(
     Ok(Json(to_value(&ProjectView::from(&project))?))
 }
 
+/// A project (agent and up).
+#[utoipa::path(get, path = "/v3/projects/{pid}", tag = "projects",
+    params(ProjectPath),
+    responses((status = 200, description = "the project", body = ProjectView<'static>)))]
 pub async fn get(Member(access): Member) -> Result<Json<Value>> {
     access.require(Role::Agent)?;
     Ok(Json(to_value(&ProjectView::from(&access.project))?))

@@ -12,16 +12,52 @@ use crate::webhooks::SubscriptionPatch;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
+use crate::http::params::{ProjectPath, SubscriptionPath};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use serde_json::Value;
 use std::collections::HashMap;
 
-#[derive(Deserialize)]
+/// A subscription's fields. `event` and `target` are required at creation.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionBody {
+    /// An event type, `*`, or `project_user.update` (which also receives presence and
+    /// availability events, as in Tiledesk).
+    #[schema(value_type = Option<SubscribedEvent>)]
     event: Option<String>,
+    /// A public `http(s)` URL.
+    #[schema(example = "https://hooks.example.com/presence")]
     target: Option<String>,
     enabled: Option<bool>,
+}
+
+/// What a subscription listens to.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum SubscribedEvent {
+    #[schema(rename = "*")]
+    All,
+    #[schema(rename = "presence.online")]
+    PresenceOnline,
+    #[schema(rename = "presence.offline")]
+    PresenceOffline,
+    #[schema(rename = "availability.update")]
+    AvailabilityUpdate,
+    #[schema(rename = "project_user.invite")]
+    Invite,
+    #[schema(rename = "project_user.update")]
+    Update,
+    #[schema(rename = "project_user.disable")]
+    Disable,
+    #[schema(rename = "project_user.delete")]
+    Delete,
+    #[schema(rename = "project_user.restore")]
+    Restore,
+    #[schema(rename = "team.member_added")]
+    TeamMemberAdded,
+    #[schema(rename = "team.member_removed")]
+    TeamMemberRemoved,
 }
 
 impl From<SubscriptionBody> for SubscriptionPatch {
@@ -34,22 +70,30 @@ impl From<SubscriptionBody> for SubscriptionPatch {
     }
 }
 
-#[derive(Serialize)]
-struct SubscriptionView<'a> {
+/// A webhook subscription. `secret` (`whsec_…`) is shown only at creation.
+#[derive(Serialize, ToSchema)]
+pub struct SubscriptionView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     underscore_id: String,
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     id_project: String,
+    #[schema(value_type = SubscribedEvent)]
     event: &'static str,
     target: &'a str,
     enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
     #[serde(rename = "createdBy")]
+    #[schema(format = Uuid)]
     created_by: Option<String>,
     #[serde(rename = "createdAt")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     #[serde(rename = "updatedAt")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
 }
 
@@ -68,6 +112,12 @@ fn view(s: &Subscription, with_secret: bool) -> SubscriptionView<'_> {
     }
 }
 
+/// Creates a subscription (admin and up). Its signing secret is in `secret` and the
+/// `x-hook-secret` header, shown this once.
+#[utoipa::path(post, path = "/v3/{pid}/subscriptions", tag = "webhooks",
+    params(ProjectPath),
+    request_body = SubscriptionBody,
+    responses((status = 200, description = "the subscription, with its secret", body = SubscriptionView<'static>)))]
 pub async fn create(
     State(state): State<AppState>,
     Member(access): Member,
@@ -81,6 +131,10 @@ pub async fn create(
     Ok(response)
 }
 
+/// The project's subscriptions.
+#[utoipa::path(get, path = "/v3/{pid}/subscriptions", tag = "webhooks",
+    params(ProjectPath),
+    responses((status = 200, description = "the subscriptions", body = Vec<SubscriptionView<'static>>)))]
 pub async fn list(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
     let list = state.store.list_subscriptions(access.project.id).await?;
@@ -91,6 +145,10 @@ pub async fn list(State(state): State<AppState>, Member(access): Member) -> Resu
     Ok(Json(Value::Array(views)))
 }
 
+/// One subscription.
+#[utoipa::path(get, path = "/v3/{pid}/subscriptions/{id}", tag = "webhooks",
+    params(SubscriptionPath),
+    responses((status = 200, description = "the subscription", body = SubscriptionView<'static>)))]
 pub async fn get(
     State(state): State<AppState>,
     Member(access): Member,
@@ -101,6 +159,11 @@ pub async fn get(
     Ok(Json(to_value(&view(&s, false))?))
 }
 
+/// Changes a subscription's event, target or `enabled`.
+#[utoipa::path(put, path = "/v3/{pid}/subscriptions/{id}", tag = "webhooks",
+    params(SubscriptionPath),
+    request_body = SubscriptionBody,
+    responses((status = 200, description = "the subscription after the change", body = SubscriptionView<'static>)))]
 pub async fn update(
     State(state): State<AppState>,
     Member(access): Member,
@@ -112,6 +175,10 @@ pub async fn update(
     Ok(Json(to_value(&view(&s, false))?))
 }
 
+/// Deletes a subscription.
+#[utoipa::path(delete, path = "/v3/{pid}/subscriptions/{id}", tag = "webhooks",
+    params(SubscriptionPath),
+    responses((status = 200, description = "the deleted subscription", body = SubscriptionView<'static>)))]
 pub async fn remove(
     State(state): State<AppState>,
     Member(access): Member,
@@ -126,30 +193,58 @@ pub async fn remove(
     Ok(Json(to_value(&view(&s, false))?))
 }
 
-#[derive(Serialize)]
-struct AttemptView {
+/// One delivery attempt.
+#[derive(Serialize, ToSchema)]
+pub struct AttemptView {
+    #[schema(value_type = String, format = DateTime)]
     at: Timestamp,
     status_code: Option<u16>,
     error: Option<String>,
     duration_ms: u64,
 }
 
-#[derive(Serialize)]
-struct DeliveryView<'a> {
+/// A delivery of one event to one subscription, with its attempts.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryView<'a> {
     #[serde(rename = "_id")]
+    #[schema(format = Uuid)]
     underscore_id: String,
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(format = Uuid)]
     id_project: String,
+    #[schema(format = Uuid)]
     id_subscription: String,
     event_id: String,
+    #[schema(value_type = SubscribedEvent)]
     event_type: &'static str,
     target: &'a str,
+    #[schema(value_type = DeliveryStateName)]
     status: crate::domain::DeliveryState,
     attempts: Vec<AttemptView>,
     #[serde(rename = "createdAt")]
+    #[schema(value_type = String, format = DateTime)]
     created_at: Timestamp,
     #[serde(rename = "updatedAt")]
+    #[schema(value_type = String, format = DateTime)]
     updated_at: Timestamp,
+}
+
+/// Where a delivery stands.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = DeliveryState, rename_all = "lowercase")]
+pub enum DeliveryStateName {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer.
+    Delivered,
+    /// Every attempt on the schedule failed.
+    Failed,
+    /// The target answered 410 Gone; the subscription was disabled.
+    Gone,
+    /// The subscription was deleted or disabled before the event could be delivered.
+    Cancelled,
 }
 
 fn delivery_view(d: &Delivery) -> DeliveryView<'_> {
@@ -179,6 +274,13 @@ fn delivery_view(d: &Delivery) -> DeliveryView<'_> {
 
 /// `GET /v3/{pid}/subscriptions/history?limit=`: ended deliveries (delivered, failed, gone,
 /// cancelled), newest first; `limit` 1 to 1000, default 100.
+/// The project's latest deliveries, newest first (the last 1,000 are kept).
+#[utoipa::path(get, path = "/v3/{pid}/subscriptions/history", tag = "webhooks",
+    params(
+        ProjectPath,
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "how many (default 100)"),
+    ),
+    responses((status = 200, description = "the deliveries", body = Vec<DeliveryView<'static>>)))]
 pub async fn history(
     State(state): State<AppState>,
     Member(access): Member,

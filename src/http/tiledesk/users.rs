@@ -7,20 +7,33 @@ use crate::state::AppState;
 use crate::views::{to_value, UserView};
 use axum::extract::State;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use serde_json::{Map, Value};
 
+/// The user the credentials belong to.
+#[utoipa::path(get, path = "/v3/users", tag = "accounts",
+    responses((status = 200, description = "the current user", body = UserView<'static>)))]
 pub async fn me(Caller(principal): Caller) -> Result<Json<Value>> {
     let user = principal.require_user()?;
     Ok(Json(to_value(&UserView::from(user))?))
 }
 
-#[derive(Deserialize)]
+/// What `PUT /v3/users` may change; other fields are ignored.
+#[derive(Deserialize, ToSchema)]
 pub struct UserUpdate {
+    #[schema(max_length = 200)]
     firstname: Option<String>,
+    #[schema(max_length = 200)]
     lastname: Option<String>,
+    /// Replaces the attributes object.
+    #[schema(value_type = Option<Object>)]
     attributes: Option<Map<String, Value>>,
 }
 
+/// Updates the current user's names and attributes.
+#[utoipa::path(put, path = "/v3/users", tag = "accounts",
+    request_body = UserUpdate,
+    responses((status = 200, description = "the user after the change", body = UserView<'static>)))]
 pub async fn update(
     State(state): State<AppState>,
     Caller(principal): Caller,

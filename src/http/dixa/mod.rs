@@ -6,8 +6,11 @@
 //! `Invalid value for: path parameter teamId`, `Invalid value for: body`,
 //! `Invalid value for: query parameter pageLimit` / `pageKey`.
 
+mod views;
+
 use super::extract::{body_rejection, ProjectKey};
-use crate::domain::{Id, PresenceStatus, Team, Timestamp};
+use super::params::TeamPath;
+use crate::domain::{Id, PresenceStatus, Timestamp};
 use crate::error::Error;
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -20,11 +23,20 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use views::{
+    AgentIdsBody, AgentPresenceView, AgentView, AgentsAnswer, NewTeamBody, PageMeta,
+    PresenceAnswer, TeamAnswer, TeamView, TeamsAnswer,
+};
 
 /// Presence rows per page unless `pageLimit` says otherwise, and the most it may say.
 const DEFAULT_PAGE_LIMIT: usize = 50;
 const MAX_PAGE_LIMIT: usize = 1000;
+
+/// The routes below, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, get_one, remove, members, add_members, remove_members, presence))]
+pub struct ApiDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -96,10 +108,6 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T> {
     super::extract::parse_json(bytes).map_err(|_| invalid("body"))
 }
 
-fn team_json(team: &Team) -> Value {
-    json!({ "id": team.id.to_string(), "name": team.name })
-}
-
 #[derive(Deserialize)]
 struct CreateTeam {
     name: String,
@@ -135,6 +143,10 @@ fn read_body(
     body.map_err(|r| DixaError(body_rejection(r)))
 }
 
+/// Creates a team (admin key).
+#[utoipa::path(post, path = "/beta/teams", tag = "dixa",
+    request_body = NewTeamBody,
+    responses((status = 201, description = "the new team", body = TeamAnswer)))]
 async fn create(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
@@ -148,29 +160,44 @@ async fn create(
         .map_err(body_error)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "data": team_json(&team) })),
+        Json(TeamAnswer {
+            data: TeamView::from(&team),
+        }),
     )
         .into_response())
 }
 
+/// The project's teams.
+#[utoipa::path(get, path = "/beta/teams", tag = "dixa",
+    responses((status = 200, description = "the teams", body = TeamsAnswer)))]
 async fn list(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TeamsAnswer>> {
     let teams = state.agent_teams.list(&access).await?;
-    let data: Vec<Value> = teams.iter().map(team_json).collect();
-    Ok(Json(json!({ "data": data })))
+    let data = teams.iter().map(TeamView::from).collect();
+    Ok(Json(TeamsAnswer { data }))
 }
 
+/// One team.
+#[utoipa::path(get, path = "/beta/teams/{team_id}", tag = "dixa",
+    params(TeamPath),
+    responses((status = 200, description = "the team", body = TeamAnswer)))]
 async fn get_one(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
     TeamId(id): TeamId,
-) -> Result<Json<Value>> {
+) -> Result<Json<TeamAnswer>> {
     let team = state.agent_teams.get(&access, id).await?;
-    Ok(Json(json!({ "data": team_json(&team) })))
+    Ok(Json(TeamAnswer {
+        data: TeamView::from(&team),
+    }))
 }
 
+/// Deletes a team (admin key); its members stay in the project.
+#[utoipa::path(delete, path = "/beta/teams/{team_id}", tag = "dixa",
+    params(TeamPath),
+    responses((status = 204, description = "deleted")))]
 async fn remove(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
@@ -180,15 +207,19 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The team's members.
+#[utoipa::path(get, path = "/beta/teams/{team_id}/agents", tag = "dixa",
+    params(TeamPath),
+    responses((status = 200, description = "the members", body = AgentsAnswer)))]
 async fn members(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
     TeamId(id): TeamId,
-) -> Result<Json<Value>> {
+) -> Result<Json<AgentsAnswer>> {
     let members = state.agent_teams.members(&access, id).await?;
     let user_ids: Vec<Id> = members.iter().map(|t| t.user_id).collect();
     let users = state.store.get_users(&user_ids).await?;
-    let data: Vec<Value> = users
+    let data = users
         .iter()
         .zip(&user_ids)
         .map(|(user, id)| {
@@ -196,12 +227,21 @@ async fn members(
                 .as_ref()
                 .map(|u| (u.fullname(), u.email.clone()))
                 .unwrap_or_default();
-            json!({ "id": id.to_string(), "name": name, "email": email })
+            AgentView {
+                id: *id,
+                name,
+                email,
+            }
         })
         .collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(AgentsAnswer { data }))
 }
 
+/// Adds teammates to the team (admin key).
+#[utoipa::path(patch, path = "/beta/teams/{team_id}/agents", tag = "dixa",
+    params(TeamPath),
+    request_body = AgentIdsBody,
+    responses((status = 200, description = "added")))]
 async fn add_members(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
@@ -212,6 +252,11 @@ async fn add_members(
     Ok(StatusCode::OK)
 }
 
+/// Removes teammates from the team (admin key).
+#[utoipa::path(delete, path = "/beta/teams/{team_id}/agents", tag = "dixa",
+    params(TeamPath),
+    request_body = AgentIdsBody,
+    responses((status = 204, description = "removed")))]
 async fn remove_members(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
@@ -259,12 +304,21 @@ impl PageKey {
     }
 }
 
+/// The live presence of the team's members, a page at a time, ordered by user id (so a page
+/// stays put while members join or leave).
+#[utoipa::path(get, path = "/beta/teams/{team_id}/presence", tag = "dixa",
+    params(
+        TeamPath,
+        ("pageLimit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "rows per page (default 50)"),
+        ("pageKey" = Option<String>, Query, description = "the opaque key of `meta.next`"),
+    ),
+    responses((status = 200, description = "a page of presence", body = PresenceAnswer)))]
 async fn presence(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
     TeamId(id): TeamId,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>> {
+) -> Result<Json<PresenceAnswer>> {
     let mut limit = DEFAULT_PAGE_LIMIT;
     let mut after = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
@@ -300,7 +354,7 @@ async fn presence(
     });
     let presences = state.presence_of(&page).await?;
     let now = Timestamp::now();
-    let data: Vec<Value> = page
+    let data = page
         .iter()
         .zip(&presences)
         .map(|(teammate, presence)| {
@@ -316,19 +370,18 @@ async fn presence(
             } else {
                 presence.last_seen_at
             };
-            json!({
-                "userId": teammate.user_id.to_string(),
-                "requestTime": now,
-                "lastSeen": last_seen,
-                "presenceStatus": presence_status,
-                "connectionStatus": connection_status,
-                "activeChannels": presence.channels,
-            })
+            AgentPresenceView {
+                user_id: teammate.user_id,
+                request_time: now,
+                last_seen,
+                presence_status,
+                connection_status,
+                active_channels: presence.channels.clone(),
+            }
         })
         .collect();
-    let mut meta = json!({});
-    if let Some(next) = next {
-        meta["next"] = json!(next);
-    }
-    Ok(Json(json!({ "data": data, "meta": meta })))
+    Ok(Json(PresenceAnswer {
+        data,
+        meta: PageMeta { next },
+    }))
 }

@@ -19,6 +19,8 @@
 //! for a user who is an active teammate of no other project, never an owner's (see
 //! [`AccountChange`]).
 
+mod schema;
+
 use super::extract::{body_rejection, parse_any_json, ProjectKey};
 use crate::domain::{self, Id, Role, Teammate, TeammateStatus, User};
 use crate::error::Error;
@@ -36,6 +38,11 @@ use serde_json::{json, Map, Value};
 const MAX_NAME_LEN: usize = 200;
 /// The key under `settings` where the Desk preferences live.
 const SETTINGS_KEY: &str = "desk";
+
+/// The route below, for the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(update_user))]
+pub struct ApiDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/desk/api/v2/users/{file}", patch(update_user))
@@ -249,6 +256,14 @@ fn desk_role(role: Role) -> &'static str {
     }
 }
 
+/// Updates a user of the key's project (admin key): names and email on the account, role and
+/// state on the teammate, Desk preferences in the teammate's settings. All or nothing: one
+/// invalid field changes nothing.
+#[utoipa::path(patch, path = "/desk/api/v2/users/{file}", tag = "desk",
+    params(("file" = String, Path, pattern = r"^[0-9a-fA-F-]{36}\.json$",
+        description = "`<user id>.json`; anything else is 404")),
+    request_body = schema::DeskUpdateBody,
+    responses((status = 200, description = "the user after the change", body = schema::DeskUserAnswer)))]
 async fn update_user(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DeskError>,
