@@ -30,6 +30,10 @@ pub enum Error {
     /// Too many attempts (429); `retry_after` goes into the `Retry-After` header.
     #[error("{msg}")]
     TooManyRequests { msg: String, retry_after: Duration },
+    /// Basic credentials of an email whose wrong passwords hit the sign-in limit, on a route
+    /// other than sign-in: 401 as for any refused credentials (RFC 7235), with `Retry-After`.
+    #[error("too many failed sign-ins for this email; try again later")]
+    CredentialsLocked { retry_after: Duration },
     /// The store is unreachable (503): fail fast, the client may retry.
     #[error("service unavailable")]
     Unavailable(String),

@@ -6,8 +6,8 @@
 use crate::domain::{ApiKey, PendingInvitation, Presence, Project, Teammate, Timestamp, User};
 use crate::error::{Error, Result};
 use serde::Serialize;
-use utoipa::ToSchema;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// A role name; each includes the ones after it.
 #[derive(Serialize, ToSchema)]

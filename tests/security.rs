@@ -456,85 +456,20 @@ const ROUTES: &[Row] = &[
     http("GET", "/healthz", None, Public, 200),
     http("GET", "/readyz", None, Public, 200),
     http("GET", "/metrics", None, Public, 200),
+    // The API description (src/http/docs.rs)
+    http("GET", "/openapi.json", None, Public, 200),
+    http("GET", "/docs", None, Public, 200),
+    http("GET", "/docs/{docs_file}", None, Public, 200),
     // Agent socket (src/ws/mod.rs)
     socket("/ws", Credential),
     socket("/", Credential),
     socket("/ws?project_id={pid}", Member(RAgent)),
 ];
 
-/// The router sources whose `.route(...)` calls the table must cover.
-const ROUTER_SOURCES: [(&str, &str); 5] = [
-    (
-        "src/http/tiledesk/mod.rs",
-        include_str!("../src/http/tiledesk/mod.rs"),
-    ),
-    ("src/http/dixa.rs", include_str!("../src/http/dixa.rs")),
-    ("src/http/desk.rs", include_str!("../src/http/desk.rs")),
-    ("src/http/ops.rs", include_str!("../src/http/ops.rs")),
-    ("src/ws/mod.rs", include_str!("../src/ws/mod.rs")),
-];
-
-/// A path with its query removed and every segment holding a parameter replaced by `*`, so that
-/// `/v3/{pid}/keys/{key_id}` and `/v3/{pid}/keys/{fresh_key}` compare equal.
-fn pattern(path: &str) -> String {
-    let path = path.split('?').next().unwrap_or_default();
-    path.split('/')
-        .map(|segment| if segment.contains('{') { "*" } else { segment })
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// `(METHOD, pattern)` of every `.route("path", get(..).post(..)...)` call in `source`.
-fn declared_routes(source: &str) -> Vec<(String, String)> {
-    const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
-    let mut routes = Vec::new();
-    let mut rest = source;
-    while let Some(start) = rest.find(".route(") {
-        let after = &rest[start + ".route(".len()..];
-        let mut depth = 1;
-        let end = after
-            .char_indices()
-            .find(|&(_, c)| {
-                match c {
-                    '(' => depth += 1,
-                    ')' => depth -= 1,
-                    _ => {}
-                }
-                depth == 0
-            })
-            .map(|(i, _)| i)
-            .expect("a closed .route( call");
-        let call = &after[..end];
-        let open = call.find('"').expect("a route path literal");
-        let close = open + 1 + call[open + 1..].find('"').expect("a closed literal");
-        let path = &call[open + 1..close];
-        let handlers = &call[close + 1..];
-        for method in METHODS {
-            let needle = format!("{method}(");
-            let found = handlers.match_indices(&needle).any(|(i, _)| {
-                handlers[..i]
-                    .chars()
-                    .next_back()
-                    .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == ':'))
-            });
-            if found {
-                routes.push((method.to_ascii_uppercase(), pattern(path)));
-            }
-        }
-        rest = &after[end..];
-    }
-    routes
-}
-
 /// Fails listing every route the sources declare that the table lacks (and every table row
 /// that matches no route).
 fn assert_table_covers_every_route() {
-    let mut declared = BTreeSet::new();
-    for (file, source) in ROUTER_SOURCES {
-        let routes = declared_routes(source);
-        assert!(!routes.is_empty(), "no .route( calls parsed from {file}");
-        declared.extend(routes);
-    }
+    let declared = common::routes::declared();
     // The parser works: it finds routes of every family, multi-line calls and chained methods.
     for expected in [
         ("GET", "/healthz"),
@@ -551,7 +486,7 @@ fn assert_table_covers_every_route() {
     }
     let table: BTreeSet<(String, String)> = ROUTES
         .iter()
-        .map(|r| (r.method.to_string(), pattern(r.path)))
+        .map(|r| (r.method.to_string(), common::routes::pattern(r.path)))
         .collect();
     let missing: Vec<_> = declared.difference(&table).collect();
     let stale: Vec<_> = table.difference(&declared).collect();
@@ -779,6 +714,7 @@ impl World {
         let id = |v: Value| v.as_str().unwrap().to_string();
         match name {
             "pid" => self.pid.clone(),
+            "docs_file" => "swagger-ui.css".to_string(),
             "target" => self.target_puid.clone(),
             "target_user" => self.target.id.clone(),
             "signin_email" => self.target.email.clone(),
@@ -1188,9 +1124,11 @@ async fn signin_brute_force_is_limited(engine: Engine) {
         };
         assert_eq!(resp.status, 401, "attempt {attempt}: {}", resp.text);
     }
-    for resp in [
-        app.signin(&user.email, "wrong-password").await,
-        app.get("/v3/users", &basic("wrong-password")).await,
+    // Sign-in answers 429 (Tiledesk); Basic auth on an API route 401, as for any refused
+    // credentials. Both say when to retry.
+    for (resp, status) in [
+        (app.signin(&user.email, "wrong-password").await, 429),
+        (app.get("/v3/users", &basic("wrong-password")).await, 401),
     ] {
         let retry_after: u64 = resp.headers["retry-after"]
             .to_str()
@@ -1198,7 +1136,12 @@ async fn signin_brute_force_is_limited(engine: Engine) {
             .parse()
             .unwrap();
         assert!((1..=900).contains(&retry_after), "{retry_after}");
-        resp.expect_error(429);
+        assert!(
+            resp.text.contains("too many failed sign-ins"),
+            "{}",
+            resp.text
+        );
+        resp.expect_error(status);
     }
     // The right password still gets in, while limited, by either route.
     app.get("/v3/users", &basic(PASSWORD)).await.expect(200);

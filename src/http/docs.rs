@@ -51,7 +51,10 @@ async fn docs_index() -> Response {
         Some(html.replacen("<head>", "<head>\n    <base href=\"/docs/\" />", 1))
     });
     match index {
-        Some(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html.clone())
+        Some(html) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html.clone(),
+        )
             .into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
@@ -62,18 +65,21 @@ async fn docs_index() -> Response {
     params(("file" = String, Path, description = "a file name, e.g. `swagger-ui.css`")),
     responses(
         (status = 200, description = "the file", content_type = "application/octet-stream", body = String),
-        (status = 404, description = "no such file", content_type = "application/json", body = String),
+        (status = 404, description = "no such file", body = crate::http::openapi::TiledeskError),
     ))]
 async fn docs_asset(Path(file): Path<String>) -> Response {
     match utoipa_swagger_ui::serve(&file, config()) {
         Ok(Some(file)) => {
-            let mut response =
-                ([(header::CONTENT_TYPE, file.content_type)], file.bytes.into_owned())
-                    .into_response();
+            let mut response = (
+                [(header::CONTENT_TYPE, file.content_type)],
+                file.bytes.into_owned(),
+            )
+                .into_response();
             if file.gzpipped {
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_ENCODING, "gzip".parse().expect("a header value"));
+                response.headers_mut().insert(
+                    header::CONTENT_ENCODING,
+                    "gzip".parse().expect("a header value"),
+                );
             }
             response
         }

@@ -13,7 +13,7 @@ impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Unauthorized(_) | Error::CredentialsLocked { .. } => StatusCode::UNAUTHORIZED,
             Error::Forbidden { .. } => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
@@ -55,6 +55,14 @@ impl Error {
                 );
             }
             Error::TooManyRequests { retry_after, .. } => {
+                let secs = retry_after.as_secs().max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Error::CredentialsLocked { retry_after } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer realm="presence-gateway""#),
+                );
                 let secs = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }

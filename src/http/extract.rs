@@ -78,6 +78,32 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     })
 }
 
+/// An integral JSON number as an `i64`: `5` and also `5.0`, which JSON Schema (and so the
+/// OpenAPI document) calls an integer too. Fractions and numbers out of range are `None`.
+pub fn integral(number: &serde_json::Number) -> Option<i64> {
+    number.as_i64().or_else(|| {
+        let f = number.as_f64()?;
+        // ±2^63 are the first floats past i64's range (a number beyond it rounds to them), so
+        // both bounds are strict.
+        (f.fract() == 0.0 && f > -9_223_372_036_854_775_808.0 && f < 9_223_372_036_854_775_808.0)
+            .then_some(f as i64)
+    })
+}
+
+/// `deserialize_with` for optional integer fields, with [`integral`]'s rule.
+pub fn optional_integer<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    Option::<serde_json::Number>::deserialize(deserializer)?
+        .map(|n| {
+            integral(&n).ok_or_else(|| {
+                serde::de::Error::custom(format!("expected a whole number in range, not {n}"))
+            })
+        })
+        .transpose()
+}
+
 pub fn body_rejection(rejection: BytesRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge

@@ -198,9 +198,15 @@ impl Accounts {
             "basic" => {
                 let (email, password) = decode_basic(value)
                     .ok_or(Error::Unauthorized("malformed Basic credentials"))?;
-                Ok(Principal::User(
-                    self.check_password(&email, &password).await?,
-                ))
+                // The sign-in limit applies, but an API route answers refused credentials
+                // with 401 (sign-in itself keeps Tiledesk's 429).
+                match self.check_password(&email, &password).await {
+                    Ok(user) => Ok(Principal::User(user)),
+                    Err(Error::TooManyRequests { retry_after, .. }) => {
+                        Err(Error::CredentialsLocked { retry_after })
+                    }
+                    Err(other) => Err(other),
+                }
             }
             "jwt" | "bearer" | "" => self.token(value).await,
             _ => Err(Error::Unauthorized("unsupported authorization scheme")),

@@ -311,7 +311,9 @@ pub(super) fn frame_error(e: Error) -> FrameError {
         Error::BadRequest(_) | Error::Unprocessable(_) | Error::PayloadTooLarge => {
             "invalid_payload"
         }
-        Error::Unauthorized(_) | Error::Forbidden { .. } => "forbidden",
+        Error::Unauthorized(_) | Error::CredentialsLocked { .. } | Error::Forbidden { .. } => {
+            "forbidden"
+        }
         Error::NotFound(_) => "not_found",
         Error::Unavailable(_) => "unavailable",
         Error::Conflict(_) | Error::TooManyRequests { .. } => "conflict",

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod routes;
 
 use presence_gateway::{App, Config};
 use reqwest::{Method, StatusCode};

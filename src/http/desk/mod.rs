@@ -143,18 +143,18 @@ impl DeskUpdate {
     fn parse(body: &Value) -> Result<DeskUpdate> {
         let object = match body.get("user") {
             Some(Value::Object(user)) => user,
+            Some(Value::Null) | None => body.as_object().ok_or_else(|| {
+                invalid_fields(vec![FieldError::new(
+                    "user",
+                    "the body must be a JSON object",
+                )])
+            })?,
             Some(_) => {
                 return Err(invalid_fields(vec![FieldError::new(
                     "user",
                     "user must be an object",
                 )]))
             }
-            None => body.as_object().ok_or_else(|| {
-                invalid_fields(vec![FieldError::new(
-                    "user",
-                    "the body must be a JSON object",
-                )])
-            })?,
         };
         let field = |name: &str| object.get(name).filter(|v| !v.is_null());
         let mut errors = Vec::new();
@@ -198,7 +198,7 @@ impl DeskUpdate {
             }
         }
         if let Some(value) = field("timezoneId") {
-            match value.as_i64() {
+            match value.as_number().and_then(super::extract::integral) {
                 Some(id) if id >= 0 => {
                     update.preferences.insert("timezoneId".into(), json!(id));
                 }

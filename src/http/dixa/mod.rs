@@ -35,7 +35,16 @@ const MAX_PAGE_LIMIT: usize = 1000;
 
 /// The routes below, for the OpenAPI document.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, create, get_one, remove, members, add_members, remove_members, presence))]
+#[openapi(paths(
+    list,
+    create,
+    get_one,
+    remove,
+    members,
+    add_members,
+    remove_members,
+    presence
+))]
 pub struct ApiDoc;
 
 pub fn router() -> Router<AppState> {

@@ -54,17 +54,26 @@ pub struct DeskError {
 pub const COMMON: [(u16, &str); 3] = [
     (400, "malformed input: a bad id, query parameter or body"),
     (413, "the body is over 1 MiB"),
-    (503, "the store is unreachable; retry after `Retry-After` seconds"),
+    (
+        503,
+        "the store is unreachable; retry after `Retry-After` seconds",
+    ),
 ];
 
 /// The statuses of operations that take credentials.
 pub const AUTHENTICATED: [(u16, &str); 3] = [
-    (401, "missing or invalid credentials (with `WWW-Authenticate`)"),
+    (
+        401,
+        "missing or invalid credentials (with `WWW-Authenticate`)",
+    ),
     (
         403,
         "not an active member of the project, or the role is too low",
     ),
-    (404, "the project or the entity named in the path does not exist"),
+    (
+        404,
+        "the project or the entity named in the path does not exist",
+    ),
 ];
 
 /// The name of a shared response in `components.responses`, e.g. `Tiledesk401`.

@@ -12,8 +12,8 @@ mod errors;
 pub use errors::{DeskError, DixaError, TiledeskError};
 
 use std::sync::OnceLock;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, PathItem, Ref, RefOr};
 use utoipa::OpenApi;
 

@@ -8,9 +8,9 @@ use crate::http::extract::{AnyJson, Json};
 use crate::service::SignupRequest;
 use crate::state::AppState;
 use crate::views::{to_value, SigninView, SignupView, UserView};
-use utoipa::ToSchema;
 use axum::extract::State;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 fn field<'a>(body: &'a Value, name: &str, required: bool) -> Result<&'a str> {
     match body.get(name) {

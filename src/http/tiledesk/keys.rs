@@ -4,16 +4,16 @@ use crate::auth::api_key;
 use crate::domain::{self, ApiKey, Role, Timestamp};
 use crate::error::{Error, Result};
 use crate::http::extract::{parse_id, Json, Member};
+use crate::http::params::{KeyPath, ProjectPath};
 use crate::state::AppState;
 use crate::views::to_value;
 use crate::views::ApiKeyView;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use crate::http::params::{KeyPath, ProjectPath};
 use serde::Deserialize;
-use utoipa::ToSchema;
 use serde_json::Value;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// `POST /v3/{pid}/keys`. The body is optional.
 #[derive(Deserialize, Default, ToSchema)]
@@ -47,7 +47,8 @@ pub async fn create(
 ) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
     let body = body.map_err(crate::http::extract::body_rejection)?;
-    let body: NewKey = if body.iter().all(u8::is_ascii_whitespace) {
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let body: NewKey = if blank || body.trim_ascii() == b"null" {
         NewKey::default()
     } else {
         crate::http::extract::parse_json(&body)?

@@ -2,19 +2,19 @@
 
 use crate::domain::{Presence, PresenceStatus, Role, Teammate, TeammateStatus};
 use crate::error::{Error, Result};
-use crate::http::extract::{parse_id, Json, Member};
+use crate::http::extract::{optional_integer, parse_id, Json, Member};
+use crate::http::params::{ProjectPath, ProjectUserPath, TeammatePath};
 use crate::service::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch};
 use crate::state::AppState;
-use crate::http::params::{ProjectPath, ProjectUserPath, TeammatePath};
 use crate::views::{
     to_value, AvailableView, InvitationView, PendingInvitationView, PresenceStatusName, RoleName,
     TeammateStatusName, TeammateView,
 };
-use utoipa::ToSchema;
 use axum::extract::{Path, RawQuery, State};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 fn param<'a>(params: &'a HashMap<String, String>, name: &str) -> &'a str {
     params.get(name).map(String::as_str).unwrap_or_default()
@@ -94,7 +94,8 @@ fn parse_status(value: &str) -> Result<TeammateStatus> {
     params(
         ProjectPath,
         ("trashed" = Option<bool>, Query, description = "include trashed teammates"),
-        ("role" = Option<Vec<RoleName>>, Query, explode, description = "only these roles (repeat the parameter or separate with commas)"),
+        ("role" = Option<String>, Query, pattern = r"^((owner|admin|supervisor|agent|user|guest)(,|$))*$",
+            description = "only these roles, comma-separated (the parameter may also repeat)"),
         ("presencestatus" = Option<PresenceStatusName>, Query, description = "only online or offline teammates"),
         ("status" = Option<TeammateStatusName>, Query, description = "only active or disabled teammates"),
     ),
@@ -251,8 +252,10 @@ pub struct UpdateBody {
     #[serde(rename = "profileStatus")]
     #[schema(max_length = 200, example = "lunch")]
     profile_status: Option<String>,
+    #[serde(default, deserialize_with = "optional_integer")]
     max_served_chat: Option<i64>,
     /// Alias of `max_served_chat`.
+    #[serde(default, deserialize_with = "optional_integer")]
     max_assigned_chat: Option<i64>,
     /// Replaces the attributes object.
     #[schema(value_type = Option<Object>)]
@@ -268,6 +271,7 @@ pub struct UpdateBody {
     status: Option<String>,
     /// `PUT /v3/{pid}/project_users/{puid}` only.
     #[schema(minimum = 0)]
+    #[serde(default, deserialize_with = "optional_integer")]
     number_assigned_requests: Option<i64>,
 }
 
@@ -282,6 +286,13 @@ impl UpdateBody {
             return Err(Error::bad_request(format!(
                 "profileStatus must be at most {MAX_PROFILE_STATUS} characters"
             )));
+        }
+        // Checked here too, not only where it is applied, so that the route that ignores the
+        // field (your own teammate) refuses it the same way.
+        if self.number_assigned_requests.is_some_and(|n| n < 0) {
+            return Err(Error::bad_request(
+                "number_assigned_requests must not be negative",
+            ));
         }
         Ok(TeammatePatch {
             user_available: self.user_available,

@@ -3,20 +3,25 @@
 use crate::domain::Role;
 use crate::error::Result;
 use crate::http::extract::{Caller, Json, Member};
+use crate::http::params::ProjectPath;
 use crate::state::AppState;
 use crate::views::to_value;
 use crate::views::ProjectView;
 use axum::extract::State;
-use crate::http::params::ProjectPath;
 use serde::Deserialize;
-use utoipa::ToSchema;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// `POST /v3/projects`.
 #[derive(Deserialize, ToSchema)]
 pub struct NewProject {
     /// Trimmed; 1 to 200 characters.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "Support")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
+        example = "Support"
+    )]
     name: String,
 }
 

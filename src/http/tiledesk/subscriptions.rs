@@ -6,17 +6,17 @@ use crate::domain::Role;
 use crate::domain::{Attempt, Delivery, Subscription, Timestamp};
 use crate::error::Result;
 use crate::http::extract::{parse_id, Json, Member};
+use crate::http::params::{ProjectPath, SubscriptionPath};
 use crate::state::AppState;
 use crate::views::to_value;
 use crate::webhooks::SubscriptionPatch;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use crate::http::params::{ProjectPath, SubscriptionPath};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use serde_json::Value;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// A subscription's fields. `event` and `target` are required at creation.
 #[derive(Deserialize, ToSchema)]
@@ -27,8 +27,21 @@ pub struct SubscriptionBody {
     #[schema(value_type = Option<SubscribedEvent>)]
     event: Option<String>,
     /// A public `http(s)` URL.
-    #[schema(example = "https://hooks.example.com/presence")]
+    #[schema(pattern = "^https?://", example = "https://hooks.example.com/presence")]
     target: Option<String>,
+    enabled: Option<bool>,
+}
+
+/// The body of a new subscription (the same fields as [`SubscriptionBody`], two required).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewSubscription {
+    #[schema(value_type = SubscribedEvent)]
+    event: String,
+    /// A public `http(s)` URL (checked again, with DNS, at each delivery).
+    #[schema(pattern = "^https?://", example = "https://hooks.example.com/presence")]
+    target: String,
     enabled: Option<bool>,
 }
 
@@ -116,7 +129,7 @@ fn view(s: &Subscription, with_secret: bool) -> SubscriptionView<'_> {
 /// `x-hook-secret` header, shown this once.
 #[utoipa::path(post, path = "/v3/{pid}/subscriptions", tag = "webhooks",
     params(ProjectPath),
-    request_body = SubscriptionBody,
+    request_body = NewSubscription,
     responses((status = 200, description = "the subscription, with its secret", body = SubscriptionView<'static>)))]
 pub async fn create(
     State(state): State<AppState>,

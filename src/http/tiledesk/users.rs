@@ -7,8 +7,8 @@ use crate::state::AppState;
 use crate::views::{to_value, UserView};
 use axum::extract::State;
 use serde::Deserialize;
-use utoipa::ToSchema;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// The user the credentials belong to.
 #[utoipa::path(get, path = "/v3/users", tag = "accounts",
