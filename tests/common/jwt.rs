@@ -1,12 +1,15 @@
-//! Tokens for the JWT suites (`security.rs`, `jwt.rs`): hand-built HS256 tokens (any header,
-//! any claims, any secret, so malformed and forged ones too), and the checks that a token opens,
-//! or is refused by, every door: REST, the agent socket and SSE.
+//! Tokens for the JWT suites (`security.rs`, `jwt.rs`, `jwks.rs`): hand-built HS256 tokens (any
+//! header, any claims, any secret, so malformed and forged ones too), tokens signed with the
+//! fixture keys, and the checks that a token opens, or is refused by, every door: REST, the agent
+//! socket and SSE.
 
 use super::{token_query, TestApp, JWT_SECRET};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 
 pub fn b64_json(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string())
@@ -126,4 +129,36 @@ pub async fn assert_accepted_everywhere(
         "{what}: SSE by ?token=: {:?}",
         by_query.err()
     );
+}
+
+// ---- asymmetric keys (test-only fixtures, `tests/fixtures/jwks/`) -------------------------------
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/jwks")).join(name)
+}
+
+pub fn fixture_path(name: &str) -> String {
+    fixture(name).to_str().unwrap().to_string()
+}
+
+/// A copy of a fixture in a fresh temporary file, for a test to rewrite.
+pub fn scratch(fixture_name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("pg-jwks-{}.json", uuid::Uuid::new_v4()));
+    std::fs::copy(fixture(fixture_name), &path).unwrap();
+    path
+}
+
+/// A token signed with a fixture's private key (`rsa*.pem`, `ec.pem`, `ed25519.pem`), with
+/// `kid` in its header.
+pub fn sign(alg: Algorithm, kid: Option<&str>, private_pem: &str, claims: &Value) -> String {
+    let pem = std::fs::read(fixture(private_pem)).unwrap();
+    let key = match private_pem {
+        p if p.starts_with("rsa") => EncodingKey::from_rsa_pem(&pem),
+        p if p.starts_with("ec") => EncodingKey::from_ec_pem(&pem),
+        _ => EncodingKey::from_ed_pem(&pem),
+    }
+    .unwrap();
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_string);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
 }
