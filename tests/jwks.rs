@@ -71,46 +71,46 @@ async fn unusable_jwks_stop_the_binary_with_exit_2() {
     let config = std::env::temp_dir().join(format!("pg-config-{}.toml", uuid::Uuid::new_v4()));
     std::fs::write(&config, "jwt_jwks = \"/nonexistent/jwks.json\"\n").unwrap();
     let closed = format!("https://127.0.0.1:{}/jwks.json", common::free_port());
-    let env = |value: &str| vec![("PRESENCE_JWT_JWKS".to_string(), value.to_string())];
-    let flags = |flags: &[&str]| flags.iter().map(|f| f.to_string()).collect::<Vec<_>>();
-    let cases: Vec<(Vec<(String, String)>, Vec<String>, &[&str])> = vec![
+    let (bad_json, symmetric, config) = (
+        bad_json.to_str().unwrap(),
+        symmetric.to_str().unwrap(),
+        config.to_str().unwrap(),
+    );
+    // PRESENCE_JWT_JWKS (or none), flags, and what the message must say besides `jwt_jwks`.
+    let cases: [(Option<&str>, &[&str], &[&str]); 7] = [
         (
-            env("/nonexistent/jwks.json"),
-            vec![],
+            Some("/nonexistent/jwks.json"),
+            &[],
             &["environment variable PRESENCE_JWT_JWKS", "cannot read"],
         ),
+        (Some(bad_json), &[], &["PRESENCE_JWT_JWKS", "not a JWKS"]),
         (
-            env(bad_json.to_str().unwrap()),
-            vec![],
-            &["PRESENCE_JWT_JWKS", "not a JWKS"],
-        ),
-        (
-            env(symmetric.to_str().unwrap()),
-            vec![],
+            Some(symmetric),
+            &[],
             &["PRESENCE_JWT_JWKS", "no usable key", "oct"],
         ),
         (
-            env("http://127.0.0.1:1/jwks.json"),
-            vec![],
-            &["PRESENCE_JWT_JWKS", "https"],
+            Some("http://127.0.0.1:1/jwks.json"),
+            &[],
+            &["PRESENCE_JWT_JWKS", "https://"],
         ),
-        (env(&closed), vec![], &["PRESENCE_JWT_JWKS", "cannot fetch"]),
+        (Some(&closed), &[], &["PRESENCE_JWT_JWKS", "cannot fetch"]),
         (
-            vec![],
-            flags(&["--jwt-jwks", "/nonexistent/jwks.json"]),
-            &["flag --jwt-jwks"],
+            None,
+            &["--jwt-jwks", "/nonexistent/jwks.json"],
+            &["flag --jwt-jwks", "cannot read"],
         ),
-        (
-            vec![],
-            flags(&["--config", config.to_str().unwrap()]),
-            &["config file"],
-        ),
+        (None, &["--config", config], &["config file", "cannot read"]),
     ];
-    for (env, args, expected) in cases {
+    for (jwks, args, expected) in cases {
+        let env: Vec<(String, String)> = jwks
+            .map(|value| ("PRESENCE_JWT_JWKS".to_string(), value.to_string()))
+            .into_iter()
+            .collect();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let (code, stderr) = run_to_exit(env.clone(), args.clone()).await;
         assert_eq!(code, Some(2), "{env:?} {args:?}: {stderr}");
-        assert!(stderr.contains("`jwt_jwks`"), "{env:?} {args:?}: {stderr}");
-        for part in expected {
+        for part in expected.iter().chain(&["`jwt_jwks`"]) {
             assert!(
                 stderr.contains(part),
                 "{env:?} {args:?}: `{part}` not in {stderr}"
