@@ -17,8 +17,8 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The gateway's minimum time between two reads of the JWKS (`auth::jwks`).
-const REFRESH: Duration = Duration::from_secs(10);
+/// The gateway's minimum time between two reads of the JWKS.
+const REFRESH: Duration = presence_gateway::auth::jwks::REFRESH_MIN_INTERVAL;
 
 // ---- 1. rotation ----------------------------------------------------------------------------------
 
