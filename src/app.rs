@@ -1,7 +1,7 @@
 //! `App::build(config)` is the one place where the gateway is wired together; `main` and the
 //! tests both go through it.
 
-use crate::auth::{jwt::JwtKeys, random_bytes};
+use crate::auth::{jwks::Jwks, jwt::JwtKeys, random_bytes};
 use crate::config::Config;
 use crate::events::Events;
 use crate::http;
@@ -33,9 +33,10 @@ pub struct App {
 }
 
 impl App {
-    /// Binds the listener (port 0 picks a free port), connects the store and takes this node's
-    /// lease.
+    /// Reads the JWKS, binds the listener (port 0 picks a free port), connects the store and
+    /// takes this node's lease. A JWKS that cannot be used is a [`crate::config::ConfigError`].
     pub async fn build(config: Config) -> anyhow::Result<App> {
+        let jwt = jwt_keys(&config).await?;
         let store: Arc<dyn Store> = match &config.redis {
             None => {
                 tracing::info!("using the in-memory engine: one node, nothing persisted");
@@ -54,17 +55,7 @@ impl App {
                 Arc::new(store)
             }
         };
-        let secret = match &config.jwt_secret {
-            Some(secret) => secret.0.as_bytes().to_vec(),
-            None => {
-                tracing::warn!(
-                    "PRESENCE_JWT_SECRET is not set: using a random secret, so tokens stop \
-                     working when this process restarts and other nodes reject them"
-                );
-                random_bytes::<32>().to_vec()
-            }
-        };
-        let accounts = Accounts::new(store.clone(), JwtKeys::new(&secret), config.jwt_ttl);
+        let accounts = Accounts::new(store.clone(), jwt, config.jwt_ttl);
         let teams = Teams::new(store.clone());
         let agent_teams = AgentTeams::new(teams.clone());
         let tracker = Tracker::new(
@@ -87,7 +78,6 @@ impl App {
         if let Err(e) = events.prepare_tail().await {
             tracing::warn!(error = %e, "cannot read the event log yet; will tail from its end");
         }
-        crate::webhooks::install_tls_provider();
         let dispatcher = Dispatcher::new(
             store.clone(),
             events.clone(),
@@ -191,4 +181,27 @@ impl App {
         tracing::info!("presence-gateway stopped");
         Ok(())
     }
+}
+
+/// The shared HS256 secret (random, with a warning, when none is configured) and the JWKS.
+async fn jwt_keys(config: &Config) -> anyhow::Result<JwtKeys> {
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.0.as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "PRESENCE_JWT_SECRET is not set: using a random secret, so tokens stop \
+                 working when this process restarts and other nodes reject them"
+            );
+            random_bytes::<32>().to_vec()
+        }
+    };
+    let keys = JwtKeys::new(&secret);
+    let Some(setting) = &config.jwt_jwks else {
+        return Ok(keys);
+    };
+    let jwks = Jwks::load(setting.source.clone())
+        .await
+        .map_err(|problem| setting.error(&problem))?;
+    tracing::info!(source = %setting.source, keys = jwks.len(), "JWKS loaded");
+    Ok(keys.with_jwks(jwks))
 }

@@ -6,6 +6,7 @@
 //! the flag are all derived from it, so they cannot drift apart. Every value is validated at
 //! start-up, and a bad one is refused with a message naming the setting and where it came from.
 
+use crate::auth::jwks::JwksSource;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,6 +30,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "jwt_secret",
         "HS256 secret shared by all nodes; empty = random per process",
+    ),
+    (
+        "jwt_jwks",
+        "JWKS file path or https:// URL for RS256, ES256 and EdDSA tokens; empty = none",
     ),
     (
         "jwt_ttl_secs",
@@ -119,11 +124,32 @@ pub struct WebhookConfig {
     pub allow_private: bool,
 }
 
+/// `jwt_jwks`: where the key set is, and which layer said so. The set itself is read by
+/// `App::build` (a URL needs the async runtime); a failure there is still a configuration error,
+/// reported through [`JwksSetting::error`] like every other bad value.
+#[derive(Clone, Debug)]
+pub struct JwksSetting {
+    pub source: JwksSource,
+    origin: String,
+}
+
+impl JwksSetting {
+    /// A configuration error about this setting: `problem` says what went wrong.
+    pub fn error(&self, problem: &str) -> ConfigError {
+        ConfigError(format!(
+            "setting `jwt_jwks` (from {}) = {:?}: {problem}",
+            self.origin,
+            self.source.to_string()
+        ))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
     pub redis: Option<RedisConfig>,
     pub jwt_secret: Option<Secret>,
+    pub jwt_jwks: Option<JwksSetting>,
     pub jwt_ttl: Duration,
     pub node_id: String,
     pub offline_grace: Duration,
@@ -329,6 +355,18 @@ impl Values {
                 self.raw("jwt_secret")?.1
             )));
         }
+        let jwt_jwks = match self.optional("jwt_jwks")? {
+            None => None,
+            Some(text) => {
+                let origin = self.raw("jwt_jwks")?.1.to_string();
+                let source = JwksSource::parse(&text).map_err(|e| {
+                    ConfigError(format!(
+                        "setting `jwt_jwks` (from {origin}) = {text:?}: {e}"
+                    ))
+                })?;
+                Some(JwksSetting { source, origin })
+            }
+        };
         let jwt_ttl_secs: u64 = self
             .string("jwt_ttl_secs")?
             .parse()
@@ -391,6 +429,7 @@ impl Values {
             listen,
             redis,
             jwt_secret,
+            jwt_jwks,
             jwt_ttl: Duration::from_secs(jwt_ttl_secs),
             node_id,
             offline_grace: self.millis("offline_grace_ms", 0)?,
@@ -488,6 +527,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("webhook_allow_private"), "{err}");
+
+        for jwks in [
+            "http://127.0.0.1/jwks.json",
+            "ftp://x/jwks.json",
+            "https://",
+        ] {
+            let err = Config::load(&env(&[("PRESENCE_JWT_JWKS", jwks)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("jwt_jwks"), "{err}");
+            assert!(err.contains("PRESENCE_JWT_JWKS"), "{err}");
+        }
 
         for url in ["http://x", "rediss://127.0.0.1:6379"] {
             let err = Config::load(&env(&[("PRESENCE_REDIS_URL", url)]))

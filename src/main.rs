@@ -94,6 +94,11 @@ async fn main() -> ExitCode {
     telemetry::init_logging(&config);
     let app = match App::build(config).await {
         Ok(app) => app,
+        // A value that only turns out bad at start (an unreadable JWKS) exits like any other.
+        Err(e) if e.is::<config::ConfigError>() => {
+            eprintln!("presence-gateway: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             tracing::error!("cannot start: {e:#}");
             return ExitCode::FAILURE;

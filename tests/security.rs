@@ -19,6 +19,7 @@ mod common;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use common::jwt::{assert_refused_everywhere, b64_json, hs256, mint, mint_with, now};
 use common::{
     spawn_app_with, token_query, Engine, GatewayProcess, Resp, TestApp, TestUser, JWT_SECRET,
     PASSWORD,
@@ -935,42 +936,10 @@ async fn authorization_matrix(engine: Engine) {
 
 // ---- 2. JWT edge cases --------------------------------------------------------------------------
 
-fn b64_json(value: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(value.to_string())
-}
-
-fn hs256(input: &str, secret: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
-    mac.update(input.as_bytes());
-    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-}
-
 fn hs512(input: &str, secret: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret).unwrap();
     mac.update(input.as_bytes());
     URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-}
-
-/// An HS256 token over `claims`, signed with `secret`.
-fn mint_with(claims: &Value, secret: &[u8]) -> String {
-    let input = format!(
-        "{}.{}",
-        b64_json(&json!({"alg": "HS256", "typ": "JWT"})),
-        b64_json(claims)
-    );
-    let signature = hs256(&input, secret);
-    format!("{input}.{signature}")
-}
-
-fn mint(claims: &Value) -> String {
-    mint_with(claims, JWT_SECRET.as_bytes())
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 async fn jwt_edge_cases(engine: Engine) {
@@ -1075,29 +1044,7 @@ async fn jwt_edge_cases(engine: Engine) {
         ),
     ];
     for (what, token) in &refused {
-        for scheme in ["JWT", "Bearer"] {
-            let resp = app.get("/v3/users", &format!("{scheme} {token}")).await;
-            assert_eq!(resp.status, 401, "{what} ({scheme}): {}", resp.text);
-            assert!(
-                resp.headers.contains_key("www-authenticate"),
-                "{what}: no WWW-Authenticate"
-            );
-            resp.expect_error(401);
-        }
-        let status = match ws_connect(app.port, &format!("/ws?{}", token_query(token))).await {
-            Ok(_) => 101,
-            Err((status, _)) => status,
-        };
-        assert_eq!(status, 401, "{what} on the socket handshake");
-        let sse = app
-            .sse(&pid, None, &token_query(&format!("JWT {token}")), None)
-            .await;
-        match sse {
-            Ok(_) => panic!("{what}: the SSE stream opened"),
-            Err(resp) => {
-                assert_eq!(resp.status, 401, "{what} on SSE: {}", resp.text);
-            }
-        }
+        assert_refused_everywhere(&app, &pid, what, token).await;
     }
 }
 

@@ -2,6 +2,8 @@
 //! calls to these.
 
 pub mod api_key;
+pub mod jwk;
+pub mod jwks;
 pub mod jwt;
 pub mod password;
 

@@ -77,14 +77,13 @@ impl Dispatcher {
         node_id: String,
         node_ttl: Duration,
     ) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
+        let client = super::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(guard::GuardedResolver {
                 allow_private: config.allow_private,
             }))
             .connect_timeout(config.timeout)
             .pool_max_idle_per_host(PER_TARGET)
-            .user_agent(concat!("presence-gateway/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Dispatcher(Arc::new(Inner {
             store,

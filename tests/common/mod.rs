@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod receiver;
 pub mod routes;
 
@@ -865,13 +866,7 @@ impl GatewayProcess {
         log: Option<&std::path::Path>,
     ) -> GatewayProcess {
         let port = free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_presence-gateway"));
-        command
-            .env("PRESENCE_LISTEN", format!("127.0.0.1:{port}"))
-            .env("PRESENCE_REDIS_URL", redis_url)
-            .env("PRESENCE_REDIS_PREFIX", prefix)
-            .env("PRESENCE_JWT_SECRET", JWT_SECRET)
-            .env("PRESENCE_LOG_LEVEL", "warn");
+        let mut command = Self::command(port, redis_url, prefix, env);
         match log {
             Some(path) => {
                 let file = std::fs::OpenOptions::new()
@@ -887,14 +882,59 @@ impl GatewayProcess {
                 command.stdout(Stdio::null()).stderr(Stdio::null());
             }
         }
-        for (key, value) in env {
-            command.env(key, value);
-        }
         let child = command.spawn().expect("the gateway binary starts");
         GatewayProcess {
             port,
             child: Some(child),
         }
+    }
+
+    /// The binary on `port` with the suite's settings, then `env`.
+    fn command(port: u16, redis_url: &str, prefix: &str, env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_presence-gateway"));
+        command
+            .env("PRESENCE_LISTEN", format!("127.0.0.1:{port}"))
+            .env("PRESENCE_REDIS_URL", redis_url)
+            .env("PRESENCE_REDIS_PREFIX", prefix)
+            .env("PRESENCE_JWT_SECRET", JWT_SECRET)
+            .env("PRESENCE_LOG_LEVEL", "warn");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    /// Runs the binary (memory engine) with `env` and command-line `args`, expecting it to stop
+    /// by itself (a start-up failure): its exit code and what it wrote to stderr. Panics if it
+    /// is still running after 10 s.
+    pub fn run_to_exit(env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String) {
+        let mut child = Self::command(free_port(), "", "unused", env)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the gateway binary starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the gateway") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the gateway did not exit within 10 s (env {env:?}, args {args:?})");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        use std::io::Read;
+        child
+            .stderr
+            .take()
+            .expect("piped stderr")
+            .read_to_string(&mut stderr)
+            .expect("stderr is text");
+        (status.code(), stderr)
     }
 
     pub fn address(&self) -> String {

@@ -1,0 +1,372 @@
+//! The JSON Web Key Set (`jwt_jwks`): the public keys that verify RS256, ES256 and EdDSA tokens.
+//!
+//! A backend that signs tokens with its own private key publishes the public half as a JWKS
+//! (`{"keys":[...]}`), in a file or at an `https://` URL. The set is read once at start, where
+//! any problem stops the gateway, and again when a token names a `kid` the set lacks (the
+//! backend rotated its key). Those re-reads are limited to one per [`REFRESH_MIN_INTERVAL`],
+//! counting the read at start, and run one at a time: a flood of tokens with made-up `kid`s
+//! costs the JWKS host at most one request per interval per node. A re-read that fails keeps
+//! the keys already known.
+//!
+//! What a JWKS document means (which of its keys are usable, each bound to one algorithm) is
+//! [`super::jwk`].
+
+use super::jwk::{parse, Key, KeyMap};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// The least time between two reads of the JWKS. Ten seconds picks up a rotated key quickly and
+/// is in line with common JWKS clients (jwks-rsa allows 10 requests a minute).
+pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// One read of a JWKS URL gives up after this long.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A JWKS larger than this is refused (a real one is a few KiB).
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+/// Where the JWKS comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JwksSource {
+    File(PathBuf),
+    Url(reqwest::Url),
+}
+
+impl JwksSource {
+    /// A file path, or an `https://` URL. Plain `http://` is refused: whoever could alter the
+    /// response could sign tokens for any user.
+    pub fn parse(text: &str) -> Result<JwksSource, String> {
+        if text.starts_with("https://") {
+            let url = reqwest::Url::parse(text).map_err(|e| format!("not a valid URL: {e}"))?;
+            if url.host_str().is_none_or(str::is_empty) {
+                return Err("the URL names no host".into());
+            }
+            Ok(JwksSource::Url(url))
+        } else if text.contains("://") {
+            Err(
+                "expected a file path or an https:// URL (http:// and other schemes are refused)"
+                    .into(),
+            )
+        } else {
+            Ok(JwksSource::File(PathBuf::from(text)))
+        }
+    }
+}
+
+impl fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JwksSource::File(path) => write!(f, "{}", path.display()),
+            JwksSource::Url(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+/// The key set, refreshed on unknown `kid`s (see the module documentation).
+pub struct Jwks {
+    source: JwksSource,
+    client: Option<reqwest::Client>,
+    keys: RwLock<Arc<KeyMap>>,
+    /// When the set was last read; held during a refresh, so refreshes run one at a time.
+    last_read: tokio::sync::Mutex<Instant>,
+    min_interval: Duration,
+    /// Reads so far, the one at start included.
+    reads: AtomicU64,
+}
+
+impl Jwks {
+    /// Reads and parses the set; an error (unreadable, not a JWKS, no usable key) says why.
+    pub async fn load(source: JwksSource) -> Result<Jwks, String> {
+        Self::load_with(source, REFRESH_MIN_INTERVAL).await
+    }
+
+    async fn load_with(source: JwksSource, min_interval: Duration) -> Result<Jwks, String> {
+        let client = match &source {
+            JwksSource::File(_) => None,
+            JwksSource::Url(_) => Some(
+                crate::webhooks::client_builder()
+                    .timeout(FETCH_TIMEOUT)
+                    .redirect(https_redirects_only())
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTPS client: {e}"))?,
+            ),
+        };
+        let jwks = Jwks {
+            source,
+            client,
+            keys: RwLock::new(Arc::default()),
+            last_read: tokio::sync::Mutex::new(Instant::now()),
+            min_interval,
+            reads: AtomicU64::new(0),
+        };
+        let keys = jwks.read().await?;
+        *jwks.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(jwks)
+    }
+
+    /// How many usable keys the set holds.
+    pub fn len(&self) -> usize {
+        self.current().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn current(&self) -> Arc<KeyMap> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The key `kid` names. An unknown `kid` re-reads the set first, unless it was read less
+    /// than the minimum interval ago; concurrent callers wait for one re-read instead of each
+    /// starting their own.
+    pub async fn key(&self, kid: &str) -> Option<Arc<Key>> {
+        if let Some(key) = self.current().get(kid) {
+            return Some(key.clone());
+        }
+        let mut last_read = self.last_read.lock().await;
+        // Another caller may have re-read the set while this one waited for the lock.
+        if let Some(key) = self.current().get(kid) {
+            return Some(key.clone());
+        }
+        if last_read.elapsed() < self.min_interval {
+            return None;
+        }
+        // A failed read counts too, so a failing host is not asked again at once.
+        *last_read = Instant::now();
+        match self.read().await {
+            Ok(keys) => {
+                metrics::counter!("jwks_refreshes_total", "outcome" => "ok").increment(1);
+                tracing::info!(source = %self.source, keys = keys.len(), "JWKS re-read");
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+            }
+            Err(e) => {
+                metrics::counter!("jwks_refreshes_total", "outcome" => "error").increment(1);
+                tracing::warn!(
+                    source = %self.source,
+                    error = %e,
+                    "cannot re-read the JWKS; keeping the keys already known"
+                );
+            }
+        }
+        drop(last_read);
+        self.current().get(kid).cloned()
+    }
+
+    async fn read(&self) -> Result<KeyMap, String> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let bytes = match (&self.source, &self.client) {
+            (JwksSource::File(path), _) => {
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| format!("cannot read the file: {e}"))?;
+                if bytes.len() > MAX_JWKS_BYTES {
+                    return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+                }
+                bytes
+            }
+            (JwksSource::Url(url), Some(client)) => fetch(client, url).await?,
+            (JwksSource::Url(_), None) => unreachable!("a URL source always has a client"),
+        };
+        let (keys, skipped) = parse(&bytes)?;
+        for reason in &skipped {
+            tracing::warn!(source = %self.source, "JWKS key ignored: {reason}");
+        }
+        if keys.is_empty() {
+            return Err(format!(
+                "no usable key (RS256, ES256 or EdDSA, with a `kid`){}",
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", skipped.join("; "))
+                }
+            ));
+        }
+        Ok(keys)
+    }
+}
+
+/// Redirects are followed (a few) only to `https://`, never down to plain HTTP.
+fn https_redirects_only() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        if attempt.url().scheme() != "https" {
+            attempt.error("JWKS redirect to a non-https URL")
+        } else if attempt.previous().len() >= 3 {
+            attempt.error("too many JWKS redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+async fn fetch(client: &reqwest::Client, url: &reqwest::Url) -> Result<Vec<u8>, String> {
+    let mut response = client
+        .get(url.clone())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .map_err(|e| format!("cannot fetch it: {}", describe(&e)))?;
+    if !response.status().is_success() {
+        return Err(format!("the server answered {}", response.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("cannot read the response: {}", describe(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A reqwest error with its causes (the top level alone says little, e.g. "error sending
+/// request").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::auth::jwk::tests::fixture;
+    use jsonwebtoken::Algorithm;
+
+    /// A copy of a fixture in a fresh temporary file, to be rewritten by the test.
+    fn scratch(fixture_name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("pg-jwks-{}.json", crate::domain::new_id()));
+        std::fs::copy(fixture(fixture_name), &path).unwrap();
+        path
+    }
+
+    /// A set loaded from a scratch copy of the fixture JWKS, re-read at most once per `interval`.
+    async fn scratch_set(interval: Duration) -> (PathBuf, Jwks) {
+        let path = scratch("jwks.json");
+        let jwks = Jwks::load_with(JwksSource::File(path.clone()), interval)
+            .await
+            .unwrap();
+        (path, jwks)
+    }
+
+    async fn lookups(jwks: &Jwks, kid: &str, n: usize) -> usize {
+        let found = futures::future::join_all((0..n).map(|_| jwks.key(kid))).await;
+        found.iter().filter(|k| k.is_some()).count()
+    }
+
+    #[tokio::test]
+    async fn the_fixture_set_binds_each_key_to_its_algorithm() {
+        let jwks = Jwks::load(JwksSource::File(fixture("jwks.json")))
+            .await
+            .unwrap();
+        assert_eq!(jwks.len(), 3);
+        for (kid, algorithm) in [
+            ("rsa-1", Algorithm::RS256),
+            ("ec-1", Algorithm::ES256),
+            ("ed-1", Algorithm::EdDSA),
+        ] {
+            assert_eq!(jwks.key(kid).await.unwrap().algorithm, algorithm, "{kid}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_set_that_cannot_be_used_is_an_error() {
+        let path = scratch("jwks.json");
+        for (contents, expected) in [
+            ("{\"keys\": []}", "no usable key"),
+            (
+                "{\"keys\": [{\"kty\": \"oct\", \"kid\": \"a\", \"k\": \"c2VjcmV0\"}]}",
+                "oct",
+            ),
+            ("[]", "not a JWKS"),
+            ("not json", "not a JWKS"),
+        ] {
+            std::fs::write(&path, contents).unwrap();
+            let error = Jwks::load(JwksSource::File(path.clone()))
+                .await
+                .err()
+                .unwrap();
+            assert!(error.contains(expected), "{contents}: {error}");
+        }
+        std::fs::remove_file(&path).unwrap();
+        let error = Jwks::load(JwksSource::File(path)).await.err().unwrap();
+        assert!(error.contains("cannot read the file"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn unknown_kids_reread_once_per_interval_and_one_at_a_time() {
+        let interval = Duration::from_millis(400);
+        let (path, jwks) = scratch_set(interval).await;
+        let reads = || jwks.reads.load(Ordering::Relaxed);
+        assert_eq!(reads(), 1, "read at start");
+
+        // Inside the interval since the start: no read at all, however many bogus kids.
+        assert_eq!(lookups(&jwks, "bogus", 50).await, 0);
+        assert_eq!(reads(), 1);
+
+        // After it: 50 concurrent lookups of an unknown kid cause one read between them.
+        tokio::time::sleep(interval).await;
+        assert_eq!(lookups(&jwks, "bogus", 50).await, 0);
+        assert_eq!(reads(), 2, "single flight");
+
+        // A rotated-in key is found by the first lookup after the interval.
+        std::fs::copy(fixture("jwks-rotated.json"), &path).unwrap();
+        assert_eq!(lookups(&jwks, "rsa-next", 1).await, 0, "still rate-limited");
+        tokio::time::sleep(interval).await;
+        assert_eq!(lookups(&jwks, "rsa-next", 50).await, 50);
+        assert_eq!(reads(), 3);
+        assert_eq!(jwks.len(), 4);
+        // Known kids never cause a read.
+        assert_eq!(lookups(&jwks, "rsa-1", 50).await, 50);
+        assert_eq!(reads(), 3);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_failed_reread_keeps_the_keys_already_known() {
+        let interval = Duration::from_millis(200);
+        let (path, jwks) = scratch_set(interval).await;
+        for broken in [Some("{\"keys\": ["), Some("{\"keys\": []}"), None] {
+            match broken {
+                Some(contents) => std::fs::write(&path, contents).unwrap(),
+                None => std::fs::remove_file(&path).unwrap(),
+            }
+            tokio::time::sleep(interval).await;
+            let before = jwks.reads.load(Ordering::Relaxed);
+            assert!(jwks.key("unknown").await.is_none());
+            assert_eq!(jwks.reads.load(Ordering::Relaxed), before + 1, "{broken:?}");
+            assert!(jwks.key("rsa-1").await.is_some(), "{broken:?}");
+            assert_eq!(jwks.len(), 3);
+        }
+    }
+
+    #[test]
+    fn sources_are_files_or_https_urls() {
+        assert_eq!(
+            JwksSource::parse("/etc/jwks.json"),
+            Ok(JwksSource::File("/etc/jwks.json".into()))
+        );
+        assert!(matches!(
+            JwksSource::parse("https://auth.example.com/.well-known/jwks.json"),
+            Ok(JwksSource::Url(_))
+        ));
+        for refused in [
+            "http://auth.example.com/jwks.json",
+            "file:///etc/jwks.json",
+            "https://",
+        ] {
+            assert!(JwksSource::parse(refused).is_err(), "{refused}");
+        }
+    }
+}
