@@ -72,7 +72,7 @@ impl ListFilter {
 fn parse_bool(name: &str, value: &str) -> Result<bool> {
     match value {
         "true" | "1" => Ok(true),
-        "false" | "0" | "" => Ok(false),
+        "false" | "0" => Ok(false),
         other => Err(Error::bad_request(format!(
             "{name} must be true or false, not `{other}`"
         ))),
@@ -204,7 +204,7 @@ pub enum InvitableRole {
 #[allow(dead_code)]
 #[serde(untagged)]
 pub enum InviteAnswer<'a> {
-    Teammate(TeammateView<'a>),
+    Teammate(Box<TeammateView<'a>>),
     Pending(PendingInvitationView<'a>),
 }
 
