@@ -19,7 +19,10 @@
 //! for a user who is an active teammate of no other project, never an owner's (see
 //! [`AccountChange`]).
 
+mod error;
 mod schema;
+
+use error::{invalid_fields, DeskError, FieldError};
 
 use super::extract::{body_rejection, parse_any_json, ProjectKey};
 use crate::domain::{self, Id, Role, Teammate, TeammateStatus, User};
@@ -30,7 +33,7 @@ use crate::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+
 use axum::routing::patch;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
@@ -46,69 +49,6 @@ pub struct ApiDoc;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/desk/api/v2/users/{file}", patch(update_user))
-}
-
-/// A Desk error: one entry per problem.
-pub enum DeskError {
-    Invalid(Vec<FieldError>),
-    Other(Error),
-}
-
-pub struct FieldError {
-    field: String,
-    message: String,
-}
-
-impl FieldError {
-    fn new(field: &str, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Error> for DeskError {
-    fn from(e: Error) -> Self {
-        DeskError::Other(e)
-    }
-}
-
-impl From<StoreError> for DeskError {
-    fn from(e: StoreError) -> Self {
-        DeskError::Other(e.into())
-    }
-}
-
-impl IntoResponse for DeskError {
-    fn into_response(self) -> Response {
-        let error = match self {
-            DeskError::Invalid(fields) => {
-                let errors: Vec<Value> = fields
-                    .iter()
-                    .map(|f| json!({"code": "invalid", "field": f.field, "message": f.message}))
-                    .collect();
-                let body = json!({ "errors": errors });
-                return (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response();
-            }
-            DeskError::Other(error) => error,
-        };
-        error.log_hidden_detail();
-        let (code, message) = match &error {
-            Error::Internal(_) => ("internal", "internal error".to_string()),
-            Error::Unavailable(_) => ("unavailable", "service unavailable".to_string()),
-            Error::BadRequest(m) => ("bad_request", m.clone()),
-            Error::Unauthorized(m) => ("unauthorized", m.to_string()),
-            Error::Forbidden { msg, .. } => ("forbidden", msg.clone()),
-            Error::NotFound(m) => ("not_found", m.clone()),
-            Error::Conflict(m) => ("conflict", m.clone()),
-            other => ("error", other.to_string()),
-        };
-        let body = json!({ "errors": [{ "code": code, "message": message }] });
-        let mut response = (error.status(), Json(body)).into_response();
-        error.add_headers(response.headers_mut());
-        response
-    }
 }
 
 type Result<T> = std::result::Result<T, DeskError>;
@@ -240,11 +180,6 @@ impl DeskUpdate {
             Err(invalid_fields(errors))
         }
     }
-}
-
-fn invalid_fields(mut errors: Vec<FieldError>) -> DeskError {
-    errors.dedup_by(|a, b| a.field == b.field);
-    DeskError::Invalid(errors)
 }
 
 /// The Desk role of a teammate: owners and admins are `admin`, everyone else `agent`.

@@ -76,6 +76,10 @@ pub const AUTHENTICATED: [(u16, &str); 3] = [
     ),
 ];
 
+/// What a write may answer when the record kept changing under it (the teammate update loop
+/// gives up after 8 optimistic retries).
+pub const CONCURRENT: (u16, &str) = (409, "the record kept changing concurrently; retry");
+
 /// The name of a shared response in `components.responses`, e.g. `Tiledesk401`.
 pub fn response_name(family: &str, status: u16) -> String {
     format!("{family}{status}")

@@ -118,8 +118,8 @@ fn build() -> Document {
     add_shared_responses(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {
         if let Some(family) = FAMILIES.iter().find(|f| path.starts_with(f.prefix)) {
-            for operation in operations(item) {
-                family.apply(operation);
+            for (changes, operation) in operations(item) {
+                family.apply(operation, changes);
             }
         }
     }
@@ -127,7 +127,8 @@ fn build() -> Document {
 }
 
 impl Family {
-    fn apply(&self, operation: &mut utoipa::openapi::path::Operation) {
+    /// `changes`: the operation writes (anything but GET), so it may meet a concurrent change.
+    fn apply(&self, operation: &mut utoipa::openapi::path::Operation, changes: bool) {
         let mut statuses: Vec<(u16, &str)> = errors::COMMON.to_vec();
         if operation.request_body.is_none() {
             statuses.retain(|(status, _)| *status != 413);
@@ -135,6 +136,9 @@ impl Family {
         if self.credentials != Credentials::None {
             statuses.extend(errors::AUTHENTICATED);
             operation.security = Some(self.security());
+            if changes {
+                statuses.push(errors::CONCURRENT);
+            }
         }
         for (status, _) in statuses {
             operation
@@ -163,16 +167,19 @@ impl Family {
     }
 }
 
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+/// The operations of a path, each with whether it writes.
+fn operations(
+    item: &mut PathItem,
+) -> impl Iterator<Item = (bool, &mut utoipa::openapi::path::Operation)> {
     [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
+        (false, item.get.as_mut()),
+        (true, item.put.as_mut()),
+        (true, item.post.as_mut()),
+        (true, item.delete.as_mut()),
+        (true, item.patch.as_mut()),
     ]
     .into_iter()
-    .flatten()
+    .filter_map(|(changes, operation)| Some((changes, operation?)))
 }
 
 fn add_security_schemes(doc: &mut Document) {
@@ -217,7 +224,8 @@ fn add_shared_responses(doc: &mut Document) {
             continue;
         }
         seen.push(family.name);
-        for (status, description) in errors::COMMON.iter().chain(&errors::AUTHENTICATED) {
+        let statuses = errors::COMMON.iter().chain(&errors::AUTHENTICATED);
+        for (status, description) in statuses.chain([&errors::CONCURRENT]) {
             components.responses.insert(
                 errors::response_name(family.name, *status),
                 RefOr::T(errors::response(family.error_schema, description)),

@@ -6,6 +6,7 @@ mod keys;
 mod project_users;
 mod projects;
 mod subscriptions;
+mod team_query;
 mod users;
 
 use crate::state::AppState;
