@@ -189,3 +189,52 @@ async fn the_docs_page_is_served_from_the_binary() {
     let missing = app.get("/docs/no-such-file.js", "").await;
     assert_eq!(missing.status, 404);
 }
+
+/// What the document calls valid is accepted, and what it calls invalid is refused: the cases
+/// schemathesis found where the two disagreed (the fuzzing run in `.ci/run` covers the rest).
+#[tokio::test]
+async fn the_gateway_reads_bodies_and_queries_as_the_document_describes_them() {
+    let app = spawn_app(Engine::Memory).await;
+    let owner = app.new_user("owner").await;
+    let pid = app.new_project(&owner).await;
+    // 3.0 is an integer in JSON Schema.
+    let teammate = app
+        .put(
+            &format!("/v3/{pid}/project_users"),
+            &owner.token,
+            serde_json::json!({"max_served_chat": 3.0}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(teammate["max_served_chat"], 3);
+    for bad in [serde_json::json!(3.5), serde_json::json!(1e300)] {
+        let body = serde_json::json!({ "max_served_chat": bad });
+        let resp = app
+            .put(&format!("/v3/{pid}/project_users"), &owner.token, body)
+            .await;
+        assert_eq!(resp.status, 400, "{bad}: {}", resp.text);
+    }
+    // number_assigned_requests has `minimum: 0` on both update routes.
+    let body = serde_json::json!({"number_assigned_requests": -1});
+    let resp = app
+        .put(&format!("/v3/{pid}/project_users"), &owner.token, body)
+        .await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+    // The key body is optional: `null` is the same as none.
+    let client = reqwest::Client::new();
+    let resp = client
+        .post(format!("{}/v3/{pid}/keys", app.address))
+        .header("Authorization", &owner.token)
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let key: Value = resp.json().await.unwrap();
+    assert_eq!(key["role"], "agent");
+    // A boolean query parameter with no value is not `false`.
+    let resp = app
+        .get(&format!("/v3/{pid}/project_users?trashed="), &owner.token)
+        .await;
+    assert_eq!(resp.status, 400, "{}", resp.text);
+}
