@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Fuzzes the gateway's HTTP API with schemathesis, from its own /openapi.json (issue 10).
 
-Starts a fresh gateway (the release or debug binary given by GATEWAY_BIN, memory engine by
-default or Redis with PRESENCE_REDIS_URL), creates real data through the API (an owner, an agent
-teammate, a Dixa team, an admin API key, a webhook subscription), then runs schemathesis with
-every check on, twice:
+Starts a fresh gateway (the binary given by GATEWAY_BIN, memory engine), creates real data
+through the API (an owner and a project, then before each run a fresh agent teammate, and an
+admin API key and a Dixa team where the run needs them), then runs schemathesis with every check
+on:
 
   1. the Tiledesk API (/v3) and the operations endpoints, as the project's owner (a JWT);
   2. the Dixa (/beta) and Desk (/desk) APIs, with the project's admin API key (the team members
@@ -68,6 +68,7 @@ def start_gateway(port, log):
         PRESENCE_JWT_SECRET="schemathesis-secret-" + uuid.uuid4().hex,
         PRESENCE_LOG_FORMAT=env.get("PRESENCE_LOG_FORMAT", "pretty"),
         PRESENCE_WEBHOOK_ALLOW_PRIVATE="true",
+        PRESENCE_REDIS_URL="",  # the memory engine: no Redis is reachable in the namespace
     )
     process = subprocess.Popen([binary], env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -82,30 +83,45 @@ def start_gateway(port, log):
     raise SystemExit("the gateway did not start")
 
 
+def signup(base, email):
+    call(base, "POST", "/v3/auth/signup",
+         {"email": email, "password": "fuzz-secret-1", "firstname": "Fuzz", "lastname": "Run"})
+
+
+def agent_parameters(base, token, pid):
+    """A fresh agent teammate of the project, as path parameters. Each run gets its own, since
+    the run before may have disabled, trashed or deleted the last one."""
+    email = f"agent-{uuid.uuid4().hex[:12]}@example.com"
+    signup(base, email)
+    teammate = call(base, "POST", f"/v3/{pid}/project_users/invite", {"email": email, "role": "agent"}, token)
+    user_id = teammate["id_user"]["id"]
+    return {"path.puid": teammate["_id"], "path.user_id": user_id, "path.file": user_id + ".json"}
+
+
 def fixtures(base):
-    """Real data; returns (owner auth, admin key, a team id, path parameters). The project and the agent
-    teammate are bound to fixed ids; keys, subscriptions and teams are left to schemathesis's
-    stateful phase, which creates them and follows their ids (a fixed id would be deleted by
-    the first DELETE and 404 from then on)."""
-    run = uuid.uuid4().hex[:8]
-    owner, agent = f"owner-{run}@example.com", f"agent-{run}@example.com"
-    for email in (owner, agent):
-        call(base, "POST", "/v3/auth/signup",
-             {"email": email, "password": "fuzz-secret-1", "firstname": "Fuzz", "lastname": run})
+    """Real data; returns (owner auth, project id). The project and an agent teammate
+    (`agent_parameters`) are bound to fixed ids; keys, subscriptions and teams are left to
+    schemathesis's stateful phase, which creates them and follows their ids (a fixed id would
+    be deleted by the first DELETE and 404 from then on)."""
+    owner = f"owner-{uuid.uuid4().hex[:12]}@example.com"
+    signup(base, owner)
     token = call(base, "POST", "/v3/auth/signin", {"email": owner, "password": "fuzz-secret-1"})["token"]
     pid = call(base, "POST", "/v3/projects", {"name": "fuzz"}, token)["_id"]
-    teammate = call(base, "POST", f"/v3/{pid}/project_users/invite", {"email": agent, "role": "agent"}, token)
-    admin_key = call(base, "POST", f"/v3/{pid}/keys", {"name": "fuzz-admin", "role": "admin"}, token)["key"]
     call(base, "POST", f"/v3/{pid}/subscriptions", {"event": "*", "target": "http://127.0.0.1:9/presence"}, token)
+    return token, pid
+
+
+def admin_key(base, token, pid):
+    """A fresh admin API key: the Tiledesk run may delete every key it can list."""
+    return call(base, "POST", f"/v3/{pid}/keys", {"name": "fuzz-admin", "role": "admin"}, token)["key"]
+
+
+def team_with_member(base, admin_key, user_id):
+    """A fresh Dixa team with one member; made right before the run that needs it, since the
+    run before may delete every team it can list."""
     team = call(base, "POST", "/beta/teams", {"name": "fuzz team"}, admin_key)["data"]["id"]
-    call(base, "PATCH", f"/beta/teams/{team}/agents", {"agentIds": [teammate["id_user"]["id"]]}, admin_key)
-    parameters = {
-        "path.pid": pid,
-        "path.puid": teammate["_id"],
-        "path.user_id": teammate["id_user"]["id"],
-        "path.file": teammate["id_user"]["id"] + ".json",
-    }
-    return token, admin_key, team, parameters
+    call(base, "PATCH", f"/beta/teams/{team}/agents", {"agentIds": [user_id]}, admin_key)
+    return team
 
 
 EXCEPTIONS = [
@@ -182,16 +198,22 @@ def main():
     log = open(os.path.join(tempfile.gettempdir(), f"schemathesis-gateway-{port}.log"), "w")
     process, base = start_gateway(port, log)
     try:
-        token, admin_key, team, parameters = fixtures(base)
+        token, pid = fixtures(base)
+        project = {"path.pid": pid}
         failed = 0
-        failed |= schemathesis(base, token, parameters, r"^/(v3|healthz|readyz|metrics|openapi\.json|docs)", "Tiledesk API as the owner")
-        failed |= schemathesis(base, admin_key, parameters, r"^/(beta|desk)/", "Dixa and Desk APIs with an admin key",
+        failed |= schemathesis(base, token, dict(project, **agent_parameters(base, token, pid)),
+                               r"^/(v3|healthz|readyz|metrics|openapi\.json|docs)", "Tiledesk API as the owner")
+        failed |= schemathesis(base, admin_key(base, token, pid), dict(project, **agent_parameters(base, token, pid)),
+                               r"^/(beta|desk)/", "Dixa and Desk APIs with an admin key",
                                extra=("--exclude-path", "/beta/teams/{team_id}/agents"))
         # DELETE /beta/teams/{id}/agents removes members from a list that stays, so use_after_free
         # (every call on the path after a DELETE must be 404) misfires on it, and a per-operation
-        # setting does not reach the stateful phase. Its path gets a run of its own, on the
-        # fixture team, with that one check off.
-        failed |= schemathesis(base, admin_key, dict(parameters, **{"path.team_id": team}),
+        # setting does not reach the stateful phase. Its path gets a run of its own, on a fresh
+        # team, with that one check off.
+        key = admin_key(base, token, pid)
+        members = dict(project, **agent_parameters(base, token, pid))
+        members["path.team_id"] = team_with_member(base, key, members["path.user_id"])
+        failed |= schemathesis(base, key, members,
                                r"^/beta/teams/\{team_id\}/agents$", "Dixa team members with an admin key",
                                extra=("--exclude-checks", "use_after_free"), seconds=int(MAX_SECONDS) // 3)
     finally:
