@@ -12,6 +12,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod net;
 pub mod presence;
 pub mod service;
 pub mod state;

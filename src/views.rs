@@ -144,7 +144,7 @@ pub struct PresenceView<'a> {
     pub connections: u64,
     pub channels: &'a [String],
     #[serde(rename = "lastSeenAt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_seen_at: Option<Timestamp>,
 }
 
@@ -170,6 +170,7 @@ pub struct TeammateView<'a> {
     pub id: String,
     #[schema(format = Uuid)]
     pub id_project: String,
+    #[schema(required = true)]
     pub id_user: Option<TeammateUserView<'a>>,
     #[schema(value_type = RoleName)]
     pub role: &'static str,
@@ -193,7 +194,7 @@ pub struct TeammateView<'a> {
     #[schema(value_type = Object)]
     pub settings: &'a Map<String, Value>,
     #[serde(rename = "createdBy")]
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = true)]
     pub created_by: Option<String>,
     #[serde(rename = "createdAt")]
     #[schema(value_type = String, format = DateTime)]
@@ -250,7 +251,7 @@ pub struct InvitationView<'a> {
     pub role: &'static str,
     pub user_available: bool,
     #[serde(rename = "createdBy")]
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = true)]
     pub created_by: Option<String>,
     #[serde(rename = "createdAt")]
     #[schema(value_type = String, format = DateTime)]
@@ -289,7 +290,7 @@ pub struct ApiKeyView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<&'a str>,
     #[serde(rename = "createdBy")]
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = true)]
     pub created_by: Option<String>,
     #[serde(rename = "createdAt")]
     #[schema(value_type = String, format = DateTime)]

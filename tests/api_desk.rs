@@ -279,6 +279,31 @@ async fn preferences_merge_and_keep_other_settings(engine: Engine) {
     );
 }
 
+/// Preferences stored through the Tiledesk route that this API would refuse are shown as the
+/// Desk defaults, so the answer always matches its documented schema.
+async fn invalid_stored_preferences_show_as_defaults(engine: Engine) {
+    let d = setup(engine).await;
+    d.app
+        .put(
+            &format!("/v3/{}/project_users/{}", d.pid, d.puid),
+            &d.owner.token,
+            json!({"settings": {"desk": {
+                "editMethod": 5, "timezoneId": "x", "reviewer": "yes", "ticketReplyRedirect": "Next"
+            }}}),
+        )
+        .await
+        .expect(200);
+    let body = d.patch(&d.agent.id, json!({"user": {}})).await.expect(200);
+    assert_eq!(body["user"]["editMethod"], json!("html"));
+    assert_eq!(body["user"]["timezoneId"], json!(0));
+    assert_eq!(body["user"]["reviewer"], json!(false));
+    assert_eq!(
+        body["user"]["ticketReplyRedirect"],
+        json!("Next"),
+        "a valid one is kept"
+    );
+}
+
 async fn read_only_unknown_and_null_fields_are_ignored(engine: Engine) {
     let d = setup(engine).await;
     let before = d.teammate(&d.agent.id).await;
@@ -933,6 +958,7 @@ engine_tests!(
     user_wrapper_updates_names_role_and_every_preference,
     bare_object_is_accepted_and_roles_go_both_ways,
     preferences_merge_and_keep_other_settings,
+    invalid_stored_preferences_show_as_defaults,
     read_only_unknown_and_null_fields_are_ignored,
     invalid_fields_get_one_error_each_and_change_nothing,
     malformed_json_is_400,

@@ -95,7 +95,7 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 /// Takes the file-wide lock, and installs the TLS provider that HTTP clients need (an
 /// in-process node would install it, but some tests only start gateway processes).
 async fn exclusive() -> tokio::sync::MutexGuard<'static, ()> {
-    presence_gateway::webhooks::install_tls_provider();
+    presence_gateway::net::install_tls_provider();
     SERIAL.lock().await
 }
 

@@ -204,7 +204,7 @@ async fn jwks_server(body: String) -> JwksServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jwks_over_https() {
     // This test's own HTTP clients need the process TLS provider too (no in-process app here).
-    presence_gateway::webhooks::install_tls_provider();
+    presence_gateway::net::install_tls_provider();
     let server = jwks_server(std::fs::read_to_string(fixture("jwks.json")).unwrap()).await;
     let ca = fixture_path("tls/ca.pem");
     let log = std::env::temp_dir().join(format!("pg-jwks-https-{}.log", uuid::Uuid::new_v4()));

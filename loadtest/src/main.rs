@@ -119,7 +119,7 @@ pub enum Mode {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Features unify across the workspace: reqwest comes with the gateway's TLS setup.
-    presence_gateway::webhooks::install_tls_provider();
+    presence_gateway::net::install_tls_provider();
     let report = match &cli.mode {
         Mode::Idle {
             teammates,

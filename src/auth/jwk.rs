@@ -108,7 +108,7 @@ fn usable(jwk: &Jwk) -> Result<Key, String> {
     (provider.verifier_factory)(&algorithm, &decoding)
         .map_err(|e| format!("bad key material: {e}"))?;
     let mut validation = Validation::new(algorithm);
-    super::jwt::relax_validation(&mut validation);
+    super::validation::relax_validation(&mut validation);
     Ok(Key {
         algorithm,
         decoding,

@@ -85,7 +85,7 @@ impl Jwks {
         let client = match &source {
             JwksSource::File(_) => None,
             JwksSource::Url(_) => Some(
-                crate::webhooks::client_builder()
+                crate::net::client_builder()
                     .timeout(FETCH_TIMEOUT)
                     .redirect(https_redirects_only())
                     .build()

@@ -14,14 +14,13 @@
 //! Sign-in tokens are HS256 with `jwt_secret`.
 
 use super::jwks::Jwks;
+use super::validation::relax_validation;
+pub use super::validation::LEEWAY_SECS;
 use crate::domain::Id;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-/// Clock skew tolerated on `exp` and `nbf`, in seconds.
-pub const LEEWAY_SECS: u64 = 30;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JwtError {
@@ -92,17 +91,6 @@ impl Identity {
         let as_id = |value: &Option<serde_json::Value>| value.as_ref()?.as_str()?.parse().ok();
         as_id(&self.sub).or_else(|| as_id(&self.legacy_id))
     }
-}
-
-/// The validation rules every token gets, whatever its key: `exp` and `nbf` checked when present
-/// (with [`LEEWAY_SECS`]), neither required (tokens without `exp` are accepted, as before), and
-/// `aud` not checked, since no audience is configured (Tiledesk's `aud` must not fail).
-pub(super) fn relax_validation(validation: &mut Validation) {
-    validation.leeway = LEEWAY_SECS;
-    validation.validate_exp = true;
-    validation.validate_nbf = true;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
 }
 
 /// Signs (HS256) and verifies tokens: the shared secret, and optionally a JWKS.

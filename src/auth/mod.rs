@@ -6,6 +6,7 @@ pub mod jwk;
 pub mod jwks;
 pub mod jwt;
 pub mod password;
+mod validation;
 
 /// Fills a buffer from the operating system's CSPRNG.
 pub fn random_bytes<const N: usize>() -> [u8; N] {

@@ -8,6 +8,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use utoipa::ToSchema;
 
 impl Error {
     pub fn status(&self) -> StatusCode {
@@ -81,4 +82,19 @@ impl Error {
             _ => {}
         }
     }
+}
+
+/// A Tiledesk (`/v3`) error.
+/// (The body [`Error`] renders, described for the OpenAPI document.)
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TiledeskError {
+    #[schema(example = false)]
+    success: bool,
+    #[schema(example = "not a member of this project")]
+    msg: String,
+    /// Tiledesk's numeric code where it has one: 4000 inviting yourself, 4001 inviting an
+    /// active member.
+    #[schema(example = 4001)]
+    code: Option<i64>,
 }

@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
         .merge(docs::router())
+        .merge(openapi::router())
         .merge(tiledesk::router())
         .merge(dixa::router())
         .merge(desk::router())

@@ -77,7 +77,7 @@ impl Dispatcher {
         node_id: String,
         node_ttl: Duration,
     ) -> anyhow::Result<Self> {
-        let client = super::client_builder()
+        let client = crate::net::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(guard::GuardedResolver {
                 allow_private: config.allow_private,

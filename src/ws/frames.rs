@@ -1,5 +1,6 @@
 //! The Tiledesk realtime protocol's frames: what a client may send and what the server sends.
 
+use crate::error::Error;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -134,6 +135,26 @@ pub fn availability(project_id: &str, user_available: bool, profile_status: &str
         "profileStatus": profile_status,
     }})
     .to_string()
+}
+
+/// The `error` frame of a refused request: the code names the kind of refusal.
+pub(super) fn frame_error(e: Error) -> FrameError {
+    let code = match &e {
+        Error::BadRequest(_) | Error::Unprocessable(_) | Error::PayloadTooLarge => {
+            "invalid_payload"
+        }
+        Error::Unauthorized(_) | Error::CredentialsLocked { .. } | Error::Forbidden { .. } => {
+            "forbidden"
+        }
+        Error::NotFound(_) => "not_found",
+        Error::Unavailable(_) => "unavailable",
+        Error::Conflict(_) | Error::TooManyRequests { .. } => "conflict",
+        Error::Internal(detail) => {
+            tracing::error!(%detail, "internal error on an agent socket");
+            "internal"
+        }
+    };
+    FrameError::new(code, e.to_string())
 }
 
 #[cfg(test)]

@@ -5,11 +5,10 @@
 //! node's shutdown signal. An idle socket therefore costs one task and the WebSocket buffers,
 //! nothing more (see the memory budget in DESIGN.md).
 
-use super::frames::{self, ClientFrame, FrameError};
+use super::frames::{self, frame_error, ClientFrame, FrameError};
 use super::rate::{RateLimiter, Verdict};
 use super::topics::{self, SocketCaller, Subscriptions};
 use crate::domain::{ApiKey, Id, PresenceKey, Teammate};
-use crate::error::Error;
 use crate::presence::UserSlot;
 use crate::service::{Access, Principal, TeammatePatch};
 use crate::state::AppState;
@@ -304,23 +303,4 @@ async fn availability(
         ));
     }
     Ok(replies)
-}
-
-pub(super) fn frame_error(e: Error) -> FrameError {
-    let code = match &e {
-        Error::BadRequest(_) | Error::Unprocessable(_) | Error::PayloadTooLarge => {
-            "invalid_payload"
-        }
-        Error::Unauthorized(_) | Error::CredentialsLocked { .. } | Error::Forbidden { .. } => {
-            "forbidden"
-        }
-        Error::NotFound(_) => "not_found",
-        Error::Unavailable(_) => "unavailable",
-        Error::Conflict(_) | Error::TooManyRequests { .. } => "conflict",
-        Error::Internal(detail) => {
-            tracing::error!(%detail, "internal error on an agent socket");
-            "internal"
-        }
-    };
-    FrameError::new(code, e.to_string())
 }

@@ -1,8 +1,7 @@
 //! Topic subscriptions on an agent socket (CONTRACT §4): authorize, acknowledge, snapshot or
 //! replay, then live `UPDATE` frames from the node's hub.
 
-use super::frames::{self, FrameError};
-use super::session::frame_error;
+use super::frames::{self, frame_error, FrameError};
 use crate::domain::{ApiKey, Id, LogPosition};
 use crate::error::Error;
 use crate::events::{update_frame, Listener, RenderedEvent, Resume, Topic, TopicKind};

@@ -22,6 +22,8 @@
 mod error;
 mod schema;
 
+pub use schema::{DeskErrorBody, DeskErrorEntry};
+
 use error::{invalid_fields, DeskError, FieldError};
 
 use super::extract::{body_rejection, parse_any_json, ProjectKey};
@@ -194,9 +196,8 @@ fn desk_role(role: Role) -> &'static str {
 /// Updates a user of the key's project (admin key): names and email on the account, role and
 /// state on the teammate, Desk preferences in the teammate's settings. All or nothing: one
 /// invalid field changes nothing.
-#[utoipa::path(patch, path = "/desk/api/v2/users/{file}", tag = "desk",
-    params(("file" = String, Path, pattern = r"^[0-9a-fA-F-]{36}\.json$",
-        description = "`<user id>.json`; anything else is 404")),
+#[utoipa::path(patch, path = "/desk/api/v2/users/{id}.json", tag = "desk",
+    params(("id" = uuid::Uuid, Path, description = "the user id")),
     request_body = schema::DeskUpdateBody,
     responses((status = 200, description = "the user after the change", body = schema::DeskUserAnswer)))]
 async fn update_user(
@@ -370,6 +371,23 @@ impl AccountChange<'_> {
     }
 }
 
+/// Whether `value` is one this API accepts for the preference `name` (see [`DeskUpdate::parse`]).
+fn valid_preference(name: &str, value: &Value) -> bool {
+    if name == "timezoneId" {
+        return value
+            .as_number()
+            .and_then(super::extract::integral)
+            .is_some_and(|id| id >= 0);
+    }
+    if FLAGS.contains(&name) {
+        return value.is_boolean();
+    }
+    CHOICES
+        .iter()
+        .find(|(choice, _)| *choice == name)
+        .is_some_and(|(_, allowed)| value.as_str().is_some_and(|s| allowed.contains(&s)))
+}
+
 /// The user in Desk's field names: the account, the teammate's role and state, and the Desk
 /// preferences (with Desk's defaults where none were set).
 fn user_json(user: &User, teammate: &Teammate) -> Value {
@@ -377,9 +395,12 @@ fn user_json(user: &User, teammate: &Teammate) -> Value {
         .settings
         .get(SETTINGS_KEY)
         .and_then(Value::as_object);
+    // `settings` can also be replaced through the Tiledesk API with any JSON, so a stored value
+    // is shown only if this API would have accepted it; otherwise the Desk default.
     let preference = |name: &str, default: Value| {
         preferences
             .and_then(|p| p.get(name))
+            .filter(|value| valid_preference(name, value))
             .cloned()
             .unwrap_or(default)
     };

@@ -78,7 +78,7 @@ pub struct DeskUser {
     #[schema(format = DateTime)]
     updated_at: String,
     /// Set while the teammate is trashed.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     deleted_at: Option<String>,
 }
 
@@ -108,4 +108,22 @@ pub enum TicketReplyRedirect {
     Stay,
     Next,
     Inbox,
+}
+
+/// One problem of a Desk request.
+#[derive(ToSchema)]
+pub struct DeskErrorEntry {
+    #[schema(example = "invalid")]
+    code: String,
+    /// The field at fault, for validation errors.
+    #[schema(example = "email")]
+    field: Option<String>,
+    message: String,
+}
+
+/// A Desk (`/desk`) error: one entry per problem.
+#[derive(ToSchema)]
+#[schema(as = DeskError)]
+pub struct DeskErrorBody {
+    errors: Vec<DeskErrorEntry>,
 }

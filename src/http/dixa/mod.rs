@@ -8,6 +8,8 @@
 
 mod views;
 
+pub use views::DixaErrorBody;
+
 use super::extract::{body_rejection, ProjectKey};
 use super::params::TeamPath;
 use crate::domain::{Id, PresenceStatus, Timestamp};

@@ -59,7 +59,7 @@ pub struct AgentPresenceView {
     #[schema(value_type = String, format = DateTime)]
     pub request_time: Timestamp,
     /// Now while online; the last disconnect otherwise (null if never seen).
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_seen: Option<Timestamp>,
     /// `Working` when available, else `Away`.
     #[schema(value_type = PresenceStatusName)]
@@ -121,4 +121,13 @@ pub enum PresenceStatusName {
 pub enum ConnectionStatusName {
     Online,
     Offline,
+}
+
+/// A Dixa (`/beta`) error.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = DixaError)]
+pub struct DixaErrorBody {
+    #[schema(example = "Invalid value for: body")]
+    message: String,
 }

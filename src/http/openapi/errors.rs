@@ -1,54 +1,9 @@
-//! The error shapes of the three API families, as schemas, and the shared error responses that
-//! [`super::Family`] adds to every operation of a family.
-//!
-//! The bodies are built in `http/error.rs` (Tiledesk), `http/dixa.rs` and `http/desk.rs`; these
-//! types only describe them. The schemathesis run in CI checks every answer against them.
+//! The shared error responses that [`super::Family`] adds to every operation of a family. Their
+//! bodies are the families' error schemas, described where each body is built: `TiledeskError`
+//! in `http/error.rs`, `DixaError` in `http/dixa/views.rs`, `DeskError` in `http/desk/schema.rs`.
 
-use serde::Serialize;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::{ContentBuilder, Ref};
-use utoipa::ToSchema;
-
-/// A Tiledesk (`/v3`) error.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct TiledeskError {
-    #[schema(example = false)]
-    success: bool,
-    #[schema(example = "not a member of this project")]
-    msg: String,
-    /// Tiledesk's numeric code where it has one: 4000 inviting yourself, 4001 inviting an
-    /// active member.
-    #[schema(example = 4001)]
-    code: Option<i64>,
-}
-
-/// A Dixa (`/beta`) error.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct DixaError {
-    #[schema(example = "Invalid value for: body")]
-    message: String,
-}
-
-/// One problem of a Desk request.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct DeskErrorEntry {
-    #[schema(example = "invalid")]
-    code: String,
-    /// The field at fault, for validation errors.
-    #[schema(example = "email")]
-    field: Option<String>,
-    message: String,
-}
-
-/// A Desk (`/desk`) error: one entry per problem.
-#[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct DeskError {
-    errors: Vec<DeskErrorEntry>,
-}
 
 /// The statuses every operation of a family may answer, and why.
 pub const COMMON: [(u16, &str); 3] = [

@@ -9,8 +9,11 @@
 
 mod errors;
 
-pub use errors::{DeskError, DixaError, TiledeskError};
-
+use crate::state::AppState;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
 use std::sync::OnceLock;
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -75,11 +78,12 @@ const FAMILIES: [Family; 4] = [
                        The agent WebSocket (`/ws`) is described in the README, not here.",
         license(name = "MIT")
     ),
+    paths(openapi_json),
     components(schemas(
-        errors::TiledeskError,
-        errors::DixaError,
-        errors::DeskError,
-        errors::DeskErrorEntry
+        super::error::TiledeskError,
+        super::dixa::DixaErrorBody,
+        super::desk::DeskErrorBody,
+        super::desk::DeskErrorEntry
     )),
     tags(
         (name = "accounts", description = "Sign-up, sign-in and the current user"),
@@ -94,6 +98,22 @@ const FAMILIES: [Family; 4] = [
     )
 )]
 struct Root;
+
+/// `GET /openapi.json`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi_json))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "the OpenAPI 3.1 document of every HTTP route",
+        content_type = "application/json", body = Object)))]
+async fn openapi_json() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        document_json(),
+    )
+}
 
 /// The whole document, built once.
 pub fn document() -> &'static Document {
@@ -135,7 +155,8 @@ impl Family {
         }
         if self.credentials != Credentials::None {
             statuses.extend(errors::AUTHENTICATED);
-            operation.security = Some(self.security());
+            // An operation that takes fewer credentials (a user's, not a key) says so itself.
+            operation.security.get_or_insert_with(|| self.security());
             if changes {
                 statuses.push(errors::CONCURRENT);
             }

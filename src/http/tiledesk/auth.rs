@@ -62,7 +62,7 @@ pub struct SigninBody {
     request_body = SignupBody,
     responses(
         (status = 200, description = "the new account", body = SignupView<'static>),
-        (status = 422, description = "an invalid body, or the email is taken", body = crate::http::openapi::TiledeskError),
+        (status = 422, description = "an invalid body, or the email is taken", body = crate::http::error::TiledeskError),
     ))]
 pub async fn signup(State(state): State<AppState>, AnyJson(body): AnyJson) -> Result<Json<Value>> {
     object(&body)?;
@@ -84,9 +84,9 @@ pub async fn signup(State(state): State<AppState>, AnyJson(body): AnyJson) -> Re
     request_body = SigninBody,
     responses(
         (status = 200, description = "a token for the user", body = SigninView<'static>),
-        (status = 401, description = "wrong email or password", body = crate::http::openapi::TiledeskError),
-        (status = 422, description = "an invalid body", body = crate::http::openapi::TiledeskError),
-        (status = 429, description = "10 failed attempts for this email within 15 minutes; retry after `Retry-After` seconds", body = crate::http::openapi::TiledeskError),
+        (status = 401, description = "wrong email or password", body = crate::http::error::TiledeskError),
+        (status = 422, description = "an invalid body", body = crate::http::error::TiledeskError),
+        (status = 429, description = "10 failed attempts for this email within 15 minutes; retry after `Retry-After` seconds", body = crate::http::error::TiledeskError),
     ))]
 pub async fn signin(State(state): State<AppState>, AnyJson(body): AnyJson) -> Result<Json<Value>> {
     object(&body)?;

@@ -54,6 +54,7 @@ pub async fn list(
 
 /// The caller's own teammate, as an array (as in Tiledesk).
 #[utoipa::path(get, path = "/v3/{pid}/project_users/me", tag = "teammates",
+    security(("jwt" = []), ("basic" = [])),
     params(ProjectPath),
     responses((status = 200, description = "an array with the caller's teammate", body = Vec<TeammateView<'static>>)))]
 pub async fn me(State(state): State<AppState>, Member(access): Member) -> Result<Json<Value>> {
@@ -249,6 +250,7 @@ impl UpdateBody {
 
 /// Updates the caller's own teammate (`role` only for admins and up).
 #[utoipa::path(put, path = "/v3/{pid}/project_users", tag = "teammates",
+    security(("jwt" = []), ("basic" = [])),
     params(ProjectPath),
     request_body = UpdateBody,
     responses((status = 200, description = "the teammate after the change", body = TeammateView<'static>)))]

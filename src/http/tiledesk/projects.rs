@@ -27,6 +27,7 @@ pub struct NewProject {
 
 /// Creates a project; the caller becomes its owner.
 #[utoipa::path(post, path = "/v3/projects", tag = "projects",
+    security(("jwt" = []), ("basic" = [])),
     request_body = NewProject,
     responses((status = 200, description = "the new project", body = ProjectView<'static>)))]
 pub async fn create(

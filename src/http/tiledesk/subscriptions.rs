@@ -100,7 +100,7 @@ pub struct SubscriptionView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<&'a str>,
     #[serde(rename = "createdBy")]
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = true)]
     created_by: Option<String>,
     #[serde(rename = "createdAt")]
     #[schema(value_type = String, format = DateTime)]
@@ -211,7 +211,11 @@ pub async fn remove(
 pub struct AttemptView {
     #[schema(value_type = String, format = DateTime)]
     at: Timestamp,
+    /// The target's answer; null when it gave none.
+    #[schema(required = true)]
     status_code: Option<u16>,
+    /// Why the attempt failed; null when it did not.
+    #[schema(required = true)]
     error: Option<String>,
     duration_ms: u64,
 }

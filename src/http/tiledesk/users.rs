@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 /// The user the credentials belong to.
 #[utoipa::path(get, path = "/v3/users", tag = "accounts",
+    security(("jwt" = []), ("basic" = [])),
     responses((status = 200, description = "the current user", body = UserView<'static>)))]
 pub async fn me(Caller(principal): Caller) -> Result<Json<Value>> {
     let user = principal.require_user()?;
@@ -32,6 +33,7 @@ pub struct UserUpdate {
 
 /// Updates the current user's names and attributes.
 #[utoipa::path(put, path = "/v3/users", tag = "accounts",
+    security(("jwt" = []), ("basic" = [])),
     request_body = UserUpdate,
     responses((status = 200, description = "the user after the change", body = UserView<'static>)))]
 pub async fn update(
