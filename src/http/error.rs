@@ -62,7 +62,7 @@ impl Error {
             Error::CredentialsLocked { retry_after } => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer realm="presence-gateway""#),
+                    HeaderValue::from_static(r#"Basic realm="presence-gateway""#),
                 );
                 let secs = retry_after.as_secs().max(1);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));

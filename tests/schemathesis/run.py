@@ -137,7 +137,7 @@ EXCEPTIONS = [
      "agentIds that are not teammates of the project: Dixa's 400 `Invalid value for: body`"),
     ("DELETE /beta/teams/{team_id}/agents", 400,
      "agentIds that are not teammates of the project: Dixa's 400 `Invalid value for: body`"),
-    ("PATCH /desk/api/v2/users/{file}", 400,
+    ("PATCH /desk/api/v2/users/{id}.json", 400,
      "an email that another account has: Desk's 400 with an entry for the field"),
     ("POST /v3/{pid}/subscriptions", 400,
      "a target whose host does not resolve, or resolves to a non-public address, is refused"),

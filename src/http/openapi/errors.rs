@@ -2,7 +2,9 @@
 //! bodies are the families' error schemas, described where each body is built: `TiledeskError`
 //! in `http/error.rs`, `DixaError` in `http/dixa/views.rs`, `DeskError` in `http/desk/schema.rs`.
 
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::{ContentBuilder, Ref};
 
 /// The statuses every operation of a family may answer, and why.
@@ -41,14 +43,28 @@ pub fn response_name(family: &str, status: u16) -> String {
 }
 
 /// A shared error response whose body is the family's error schema.
-pub fn response(schema: &str, description: &str) -> Response {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name(schema)))
-                .build(),
-        )
-        .build()
+pub fn response(schema: &str, status: u16, description: &str) -> Response {
+    let mut response = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build(),
+    );
+    for (name, about) in headers(status) {
+        let header = HeaderBuilder::new()
+            .schema(Some(Object::with_type(Type::String)))
+            .description(Some(*about))
+            .build();
+        response = response.header(*name, header);
+    }
+    response.build()
+}
+
+/// The headers an error answer of `status` carries (`Error::add_headers`).
+fn headers(status: u16) -> &'static [(&'static str, &'static str)] {
+    match status {
+        401 => &[("WWW-Authenticate", "the authentication challenge")],
+        503 => &[("Retry-After", "seconds to wait before retrying")],
+        _ => &[],
+    }
 }

@@ -249,7 +249,7 @@ fn add_shared_responses(doc: &mut Document) {
         for (status, description) in statuses.chain([&errors::CONCURRENT]) {
             components.responses.insert(
                 errors::response_name(family.name, *status),
-                RefOr::T(errors::response(family.error_schema, description)),
+                RefOr::T(errors::response(family.error_schema, *status, description)),
             );
         }
     }

@@ -86,7 +86,8 @@ pub async fn signup(State(state): State<AppState>, AnyJson(body): AnyJson) -> Re
         (status = 200, description = "a token for the user", body = SigninView<'static>),
         (status = 401, description = "wrong email or password", body = crate::http::error::TiledeskError),
         (status = 422, description = "an invalid body", body = crate::http::error::TiledeskError),
-        (status = 429, description = "10 failed attempts for this email within 15 minutes; retry after `Retry-After` seconds", body = crate::http::error::TiledeskError),
+        (status = 429, description = "10 failed attempts for this email within 15 minutes", body = crate::http::error::TiledeskError,
+            headers(("Retry-After" = String, description = "seconds until the window ends"))),
     ))]
 pub async fn signin(State(state): State<AppState>, AnyJson(body): AnyJson) -> Result<Json<Value>> {
     object(&body)?;
