@@ -6,7 +6,8 @@
 //! backend rotated its key). Those re-reads are limited to one per [`REFRESH_MIN_INTERVAL`],
 //! counting the read at start, and run one at a time: a flood of tokens with made-up `kid`s
 //! costs the JWKS host at most one request per interval per node. A re-read that fails keeps
-//! the keys already known.
+//! the keys already known. A set older than [`MAX_AGE`] is also re-read, in the background, at
+//! the next lookup: a key the backend removed (revoked) stops verifying within about that long.
 //!
 //! What a JWKS document means (which of its keys are usable, each bound to one algorithm) is
 //! [`super::jwk`].
@@ -21,13 +22,15 @@ use std::time::{Duration, Instant};
 /// The least time between two reads of the JWKS. Ten seconds picks up a rotated key quickly and
 /// is in line with common JWKS clients (jwks-rsa allows 10 requests a minute).
 pub const REFRESH_MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// A set older than this is re-read in the background at the next lookup.
+pub const MAX_AGE: Duration = Duration::from_secs(300);
 /// One read of a JWKS URL gives up after this long.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// A JWKS larger than this is refused (a real one is a few KiB).
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
 
-/// Where the JWKS comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the JWKS comes from. `Debug` and `Display` leave out a URL's user info and query.
+#[derive(Clone, PartialEq, Eq)]
 pub enum JwksSource {
     File(PathBuf),
     Url(reqwest::Url),
@@ -54,11 +57,24 @@ impl JwksSource {
     }
 }
 
+impl fmt::Debug for JwksSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JwksSource({self})")
+    }
+}
+
 impl fmt::Display for JwksSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JwksSource::File(path) => write!(f, "{}", path.display()),
-            JwksSource::Url(url) => write!(f, "{url}"),
+            // Without user info or query: either may hold a credential, and this is logged.
+            JwksSource::Url(url) => {
+                let host = url.host_str().unwrap_or_default();
+                match url.port() {
+                    Some(port) => write!(f, "https://{host}:{port}{}", url.path()),
+                    None => write!(f, "https://{host}{}", url.path()),
+                }
+            }
         }
     }
 }
@@ -69,8 +85,9 @@ pub struct Jwks {
     client: Option<reqwest::Client>,
     keys: RwLock<Arc<KeyMap>>,
     /// When the set was last read; held during a refresh, so refreshes run one at a time.
-    last_read: tokio::sync::Mutex<Instant>,
+    last_read: Arc<tokio::sync::Mutex<Instant>>,
     min_interval: Duration,
+    max_age: Duration,
     /// Reads so far, the one at start included.
     reads: AtomicU64,
 }
@@ -78,10 +95,14 @@ pub struct Jwks {
 impl Jwks {
     /// Reads and parses the set; an error (unreadable, not a JWKS, no usable key) says why.
     pub async fn load(source: JwksSource) -> Result<Jwks, String> {
-        Self::load_with(source, REFRESH_MIN_INTERVAL).await
+        Self::load_with(source, REFRESH_MIN_INTERVAL, MAX_AGE).await
     }
 
-    async fn load_with(source: JwksSource, min_interval: Duration) -> Result<Jwks, String> {
+    async fn load_with(
+        source: JwksSource,
+        min_interval: Duration,
+        max_age: Duration,
+    ) -> Result<Jwks, String> {
         let client = match &source {
             JwksSource::File(_) => None,
             JwksSource::Url(_) => Some(
@@ -96,8 +117,9 @@ impl Jwks {
             source,
             client,
             keys: RwLock::new(Arc::default()),
-            last_read: tokio::sync::Mutex::new(Instant::now()),
+            last_read: Arc::new(tokio::sync::Mutex::new(Instant::now())),
             min_interval,
+            max_age,
             reads: AtomicU64::new(0),
         };
         let keys = jwks.read().await?;
@@ -120,9 +142,11 @@ impl Jwks {
 
     /// The key `kid` names. An unknown `kid` re-reads the set first, unless it was read less
     /// than the minimum interval ago; concurrent callers wait for one re-read instead of each
-    /// starting their own.
-    pub async fn key(&self, kid: &str) -> Option<Arc<Key>> {
+    /// starting their own. A known `kid` is answered at once, and starts a background re-read
+    /// if the set is older than the maximum age.
+    pub async fn key(self: &Arc<Self>, kid: &str) -> Option<Arc<Key>> {
         if let Some(key) = self.current().get(kid) {
+            self.reread_if_stale();
             return Some(key.clone());
         }
         let mut last_read = self.last_read.lock().await;
@@ -135,6 +159,30 @@ impl Jwks {
         }
         // A failed read counts too, so a failing host is not asked again at once.
         *last_read = Instant::now();
+        self.reread().await;
+        drop(last_read);
+        self.current().get(kid).cloned()
+    }
+
+    /// Starts a background re-read if the set is older than the maximum age and no re-read is
+    /// running.
+    fn reread_if_stale(self: &Arc<Self>) {
+        let Ok(mut last_read) = self.last_read.clone().try_lock_owned() else {
+            return;
+        };
+        if last_read.elapsed() < self.max_age {
+            return;
+        }
+        *last_read = Instant::now();
+        let jwks = Arc::clone(self);
+        tokio::spawn(async move {
+            jwks.reread().await;
+            drop(last_read);
+        });
+    }
+
+    /// Reads the set again and swaps it in; a failure keeps the keys already known.
+    async fn reread(&self) {
         match self.read().await {
             Ok(keys) => {
                 metrics::counter!("jwks_refreshes_total", "outcome" => "ok").increment(1);
@@ -150,15 +198,21 @@ impl Jwks {
                 );
             }
         }
-        drop(last_read);
-        self.current().get(kid).cloned()
     }
 
     async fn read(&self) -> Result<KeyMap, String> {
         self.reads.fetch_add(1, Ordering::Relaxed);
         let bytes = match (&self.source, &self.client) {
             (JwksSource::File(path), _) => {
-                let bytes = tokio::fs::read(path)
+                // Read at most one byte past the limit: a wrong path such as /dev/zero must
+                // not fill the memory.
+                use tokio::io::AsyncReadExt;
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| format!("cannot read the file: {e}"))?;
+                let mut bytes = Vec::new();
+                file.take(MAX_JWKS_BYTES as u64 + 1)
+                    .read_to_end(&mut bytes)
                     .await
                     .map_err(|e| format!("cannot read the file: {e}"))?;
                 if bytes.len() > MAX_JWKS_BYTES {
@@ -252,24 +306,31 @@ mod tests {
     }
 
     /// A set loaded from a scratch copy of the fixture JWKS, re-read at most once per `interval`.
-    async fn scratch_set(interval: Duration) -> (PathBuf, Jwks) {
-        let path = scratch("jwks.json");
-        let jwks = Jwks::load_with(JwksSource::File(path.clone()), interval)
-            .await
-            .unwrap();
-        (path, jwks)
+    async fn scratch_set(interval: Duration) -> (PathBuf, Arc<Jwks>) {
+        scratch_set_aged(interval, MAX_AGE).await
     }
 
-    async fn lookups(jwks: &Jwks, kid: &str, n: usize) -> usize {
+    /// The same, with a maximum age of `max_age`.
+    async fn scratch_set_aged(interval: Duration, max_age: Duration) -> (PathBuf, Arc<Jwks>) {
+        let path = scratch("jwks.json");
+        let jwks = Jwks::load_with(JwksSource::File(path.clone()), interval, max_age)
+            .await
+            .unwrap();
+        (path, Arc::new(jwks))
+    }
+
+    async fn lookups(jwks: &Arc<Jwks>, kid: &str, n: usize) -> usize {
         let found = futures::future::join_all((0..n).map(|_| jwks.key(kid))).await;
         found.iter().filter(|k| k.is_some()).count()
     }
 
     #[tokio::test]
     async fn the_fixture_set_binds_each_key_to_its_algorithm() {
-        let jwks = Jwks::load(JwksSource::File(fixture("jwks.json")))
-            .await
-            .unwrap();
+        let jwks = Arc::new(
+            Jwks::load(JwksSource::File(fixture("jwks.json")))
+                .await
+                .unwrap(),
+        );
         assert_eq!(jwks.len(), 3);
         for (kid, algorithm) in [
             ("rsa-1", Algorithm::RS256),
@@ -349,6 +410,59 @@ mod tests {
             assert!(jwks.key("rsa-1").await.is_some(), "{broken:?}");
             assert_eq!(jwks.len(), 3);
         }
+    }
+
+    #[tokio::test]
+    async fn a_set_past_its_age_is_reread_so_removed_keys_stop_verifying() {
+        let max_age = Duration::from_millis(300);
+        let (path, jwks) = scratch_set_aged(Duration::from_secs(3600), max_age).await;
+        let reads = || jwks.reads.load(Ordering::Relaxed);
+        assert!(jwks.key("rsa-1").await.is_some());
+        assert_eq!(reads(), 1, "young: no re-read");
+        // The backend drops rsa-1 (only ec-1 and ed-1 are left).
+        let mut set: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        set["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|k| k["kid"] != "rsa-1");
+        std::fs::write(&path, set.to_string()).unwrap();
+        tokio::time::sleep(max_age).await;
+        // The lookup that finds the set old still answers with what it has, and re-reads it
+        // in the background; once that is done the removed key is gone.
+        assert!(jwks.key("rsa-1").await.is_some());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while jwks.len() != 2 {
+            assert!(Instant::now() < deadline, "no background re-read");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(reads(), 2);
+        assert!(
+            jwks.key("rsa-1").await.is_none(),
+            "a removed key stops verifying"
+        );
+        assert!(jwks.key("ec-1").await.is_some());
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_huge_file_is_refused_without_reading_it_all() {
+        let error = Jwks::load(JwksSource::File("/dev/zero".into()))
+            .await
+            .err()
+            .unwrap();
+        assert!(error.contains("larger than"), "{error}");
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials() {
+        let source =
+            JwksSource::parse("https://user:pw@auth.example.com:8443/jwks.json?token=s3cret")
+                .unwrap();
+        assert_eq!(
+            source.to_string(),
+            "https://auth.example.com:8443/jwks.json"
+        );
     }
 
     #[test]
