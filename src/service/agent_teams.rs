@@ -23,8 +23,10 @@ impl AgentTeams {
     /// Creates a team (admin+).
     pub async fn create(&self, access: &Access, name: &str) -> Result<Team> {
         access.require(Role::Admin)?;
+        // The length counts what was sent (as the OpenAPI schema says); the name kept is trimmed.
+        let too_long = name.chars().count() > MAX_TEAM_NAME_LEN;
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_TEAM_NAME_LEN {
+        if name.is_empty() || too_long {
             return Err(Error::bad_request(format!(
                 "name must be 1 to {MAX_TEAM_NAME_LEN} characters"
             )));

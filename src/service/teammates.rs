@@ -77,8 +77,10 @@ impl Teams {
 
     /// Creates a project; the creating user becomes its owner teammate.
     pub async fn create_project(&self, owner: &User, name: &str) -> Result<(Project, Teammate)> {
+        // The length counts what was sent (as the OpenAPI schema says); the name kept is trimmed.
+        let too_long = name.chars().count() > MAX_PROJECT_NAME_LEN;
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_PROJECT_NAME_LEN {
+        if name.is_empty() || too_long {
             return Err(Error::bad_request(format!(
                 "name must be 1 to {MAX_PROJECT_NAME_LEN} characters"
             )));

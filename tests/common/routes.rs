@@ -81,8 +81,36 @@ pub fn declared_routes(source: &str) -> Vec<(String, String)> {
     routes
 }
 
+/// The files under `src/` that declare routes (`.route(`), found on disk: each must be one of
+/// [`ROUTER_SOURCES`], so that a new router file cannot go unseen.
+fn router_files_on_disk() -> BTreeSet<String> {
+    fn walk(dir: &std::path::Path, root: &std::path::Path, found: &mut BTreeSet<String>) {
+        for entry in std::fs::read_dir(dir).expect("src/ is readable") {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, root, found);
+            } else if path.extension().is_some_and(|e| e == "rs")
+                && std::fs::read_to_string(&path).unwrap().contains(".route(")
+            {
+                let relative = path.strip_prefix(root).unwrap();
+                found.insert(relative.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut found = BTreeSet::new();
+    walk(&root.join("src"), root, &mut found);
+    found
+}
+
 /// `(METHOD, pattern)` of every route of every router source.
 pub fn declared() -> BTreeSet<(String, String)> {
+    let listed: BTreeSet<String> = ROUTER_SOURCES.iter().map(|(f, _)| f.to_string()).collect();
+    let on_disk = router_files_on_disk();
+    assert_eq!(
+        on_disk, listed,
+        "ROUTER_SOURCES must list exactly the files under src/ that call .route("
+    );
     let mut declared = BTreeSet::new();
     for (file, source) in ROUTER_SOURCES {
         let routes = declared_routes(source);
