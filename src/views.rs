@@ -9,6 +9,27 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+/// The schema of a project or team name: 1 to 200 characters as sent, not blank. "Not blank" is
+/// a character outside Rust's `White_Space` (what `str::trim` removes), spelled out because
+/// ECMA-262's `\s` differs (U+0085, U+FEFF).
+pub struct Name;
+
+impl utoipa::PartialSchema for Name {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        const NOT_BLANK: &str =
+            r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]";
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(200))
+            .pattern(Some(NOT_BLANK))
+            .into()
+    }
+}
+
+impl ToSchema for Name {}
+
 /// A role name; each includes the ones after it.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Role)]

@@ -98,12 +98,7 @@ pub struct AgentIdsBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct NewTeamBody {
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
-        example = "Tier 1"
-    )]
+    #[schema(value_type = crate::views::Name, example = "Tier 1")]
     name: String,
 }
 

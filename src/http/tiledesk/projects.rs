@@ -16,12 +16,7 @@ use utoipa::ToSchema;
 #[derive(Deserialize, ToSchema)]
 pub struct NewProject {
     /// Trimmed; 1 to 200 characters.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]",
-        example = "Support"
-    )]
+    #[schema(value_type = crate::views::Name, example = "Support")]
     name: String,
 }
 
