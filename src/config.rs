@@ -136,10 +136,14 @@ pub struct JwksSetting {
 impl JwksSetting {
     /// A configuration error about this setting: `problem` says what went wrong.
     pub fn error(&self, problem: &str) -> ConfigError {
+        Self::refused(&self.origin, &self.source.to_string(), problem)
+    }
+
+    /// The one message of a refused `jwt_jwks`, whether its text does not parse or the set it
+    /// names cannot be used.
+    fn refused(origin: &str, shown: &str, problem: &str) -> ConfigError {
         ConfigError(format!(
-            "setting `jwt_jwks` (from {}) = {:?}: {problem}",
-            self.origin,
-            self.source.to_string()
+            "setting `jwt_jwks` (from {origin}) = {shown:?}: {problem}"
         ))
     }
 }
@@ -359,11 +363,8 @@ impl Values {
             None => None,
             Some(text) => {
                 let origin = self.raw("jwt_jwks")?.1.to_string();
-                let source = JwksSource::parse(&text).map_err(|e| {
-                    ConfigError(format!(
-                        "setting `jwt_jwks` (from {origin}) = {text:?}: {e}"
-                    ))
-                })?;
+                let source = JwksSource::parse(&text)
+                    .map_err(|e| JwksSetting::refused(&origin, &text, &e))?;
                 Some(JwksSetting { source, origin })
             }
         };

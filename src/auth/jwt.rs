@@ -15,7 +15,6 @@
 
 use super::jwks::Jwks;
 use super::validation::relax_validation;
-pub use super::validation::LEEWAY_SECS;
 use crate::domain::Id;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};

@@ -55,17 +55,13 @@ impl Error {
                     HeaderValue::from_static(r#"Bearer realm="presence-gateway""#),
                 );
             }
-            Error::TooManyRequests { retry_after, .. } => {
-                let secs = retry_after.as_secs().max(1);
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
+            Error::TooManyRequests { retry_after, .. } => retry_in(headers, *retry_after),
             Error::CredentialsLocked { retry_after } => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Basic realm="presence-gateway""#),
                 );
-                let secs = retry_after.as_secs().max(1);
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                retry_in(headers, *retry_after);
             }
             Error::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -82,6 +78,12 @@ impl Error {
             _ => {}
         }
     }
+}
+
+/// `Retry-After` in whole seconds, at least 1.
+fn retry_in(headers: &mut HeaderMap, after: std::time::Duration) {
+    let secs = after.as_secs().max(1);
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
 }
 
 /// A Tiledesk (`/v3`) error.

@@ -20,6 +20,7 @@
 //! [`AccountChange`]).
 
 mod error;
+mod preferences;
 mod schema;
 
 pub use schema::{DeskErrorBody, DeskErrorEntry};
@@ -66,19 +67,6 @@ struct DeskUpdate {
     deleted: Option<bool>,
     preferences: Map<String, Value>,
 }
-
-/// `(field, allowed values)` of the string preferences, and the boolean ones.
-const CHOICES: [(&str, &[&str]); 2] = [
-    ("editMethod", &["html", "markdown"]),
-    ("ticketReplyRedirect", &["Stay", "Next", "Inbox"]),
-];
-const FLAGS: [&str; 5] = [
-    "isPartTime",
-    "reviewer",
-    "sendPushNotifications",
-    "sendWebNotifications",
-    "autoFollowOnCC",
-];
 
 impl DeskUpdate {
     /// Validates every field; all problems at once.
@@ -139,40 +127,13 @@ impl DeskUpdate {
                 _ => errors.push(FieldError::new("state", "state must be active or deleted")),
             }
         }
-        if let Some(value) = field("timezoneId") {
-            match value.as_number().and_then(super::extract::integral) {
-                Some(id) if id >= 0 => {
-                    update.preferences.insert("timezoneId".into(), json!(id));
-                }
-                _ => errors.push(FieldError::new(
-                    "timezoneId",
-                    "timezoneId must be a whole number, 0 or more",
-                )),
-            }
-        }
-        for (name, allowed) in CHOICES {
+        for name in preferences::NAMES {
             if let Some(value) = field(name) {
-                match value.as_str() {
-                    Some(choice) if allowed.contains(&choice) => {
-                        update.preferences.insert(name.into(), json!(choice));
+                match preferences::accept(name, value) {
+                    Ok(kept) => {
+                        update.preferences.insert(name.into(), kept);
                     }
-                    _ => errors.push(FieldError::new(
-                        name,
-                        format!("{name} must be one of {}", allowed.join(", ")),
-                    )),
-                }
-            }
-        }
-        for name in FLAGS {
-            if let Some(value) = field(name) {
-                match value.as_bool() {
-                    Some(flag) => {
-                        update.preferences.insert(name.into(), json!(flag));
-                    }
-                    None => errors.push(FieldError::new(
-                        name,
-                        format!("{name} must be true or false"),
-                    )),
+                    Err(message) => errors.push(FieldError::new(name, message)),
                 }
             }
         }
@@ -371,23 +332,6 @@ impl AccountChange<'_> {
     }
 }
 
-/// Whether `value` is one this API accepts for the preference `name` (see [`DeskUpdate::parse`]).
-fn valid_preference(name: &str, value: &Value) -> bool {
-    if name == "timezoneId" {
-        return value
-            .as_number()
-            .and_then(super::extract::integral)
-            .is_some_and(|id| id >= 0);
-    }
-    if FLAGS.contains(&name) {
-        return value.is_boolean();
-    }
-    CHOICES
-        .iter()
-        .find(|(choice, _)| *choice == name)
-        .is_some_and(|(_, allowed)| value.as_str().is_some_and(|s| allowed.contains(&s)))
-}
-
 /// The user in Desk's field names: the account, the teammate's role and state, and the Desk
 /// preferences (with Desk's defaults where none were set).
 fn user_json(user: &User, teammate: &Teammate) -> Value {
@@ -400,7 +344,7 @@ fn user_json(user: &User, teammate: &Teammate) -> Value {
     let preference = |name: &str, default: Value| {
         preferences
             .and_then(|p| p.get(name))
-            .filter(|value| valid_preference(name, value))
+            .filter(|value| preferences::accept(name, value).is_ok())
             .cloned()
             .unwrap_or(default)
     };

@@ -47,8 +47,8 @@ pub async fn create(
 ) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
     let body = body.map_err(crate::http::extract::body_rejection)?;
-    let blank = body.iter().all(u8::is_ascii_whitespace);
-    let body: NewKey = if blank || body.trim_ascii() == b"null" {
+    let text = body.trim_ascii();
+    let body: NewKey = if text.is_empty() || text == b"null" {
         NewKey::default()
     } else {
         crate::http::extract::parse_json(&body)?
