@@ -2,13 +2,13 @@
 //! tests both go through it.
 
 use crate::auth::{jwks::Jwks, jwt::JwtKeys, random_bytes};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::events::Events;
 use crate::http;
 use crate::presence::{self, ConnectionLimits, MaintenanceTimings, Tracker};
 use crate::service::{Accounts, AgentTeams, Teams};
 use crate::state::{AppState, Shared};
-use crate::store::{MemoryStore, RedisStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 use crate::webhooks::{Dispatcher, Subscriptions};
 use axum::extract::Request;
 use axum::serve::ListenerExt;
@@ -43,10 +43,18 @@ impl App {
                 Arc::new(MemoryStore::with_retention(config.event_retention))
             }
             Some(redis) => {
-                let store = RedisStore::connect(&redis.url.0, &redis.prefix, redis.timeout)?
+                let store = RedisStore::connect(&redis.url.0, &redis.settings)?
                     .with_retention(config.event_retention);
-                match store.ping().await {
-                    Ok(()) => tracing::info!(prefix = %redis.prefix, "connected to Redis"),
+                match store.prepare().await {
+                    Ok(()) => tracing::info!(
+                        prefix = %redis.settings.prefix,
+                        partitions = redis.settings.partitions.count(),
+                        "connected to Redis"
+                    ),
+                    // Data this node must not touch: stop before anything is written.
+                    Err(StoreError::Refused(why)) => {
+                        return Err(ConfigError(format!("setting `redis_url`: {why}")).into())
+                    }
                     Err(e) => tracing::warn!(
                         error = %e,
                         "Redis is unreachable; serving 503 until it is back"
@@ -144,7 +152,7 @@ impl App {
             MaintenanceTimings::new(state.config.node_ttl),
             stop.subscribe(),
         ));
-        let tailer = tokio::spawn(state.events.clone().run_tailer(stop.subscribe()));
+        let tailer = tokio::spawn(state.events.clone().run_tailers(stop.subscribe()));
         let webhooks = tokio::spawn(dispatcher.run(stop.subscribe()));
         // Trailing slashes are trimmed before routing: Tiledesk clients call both
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.

@@ -7,6 +7,8 @@
 //! start-up, and a bad one is refused with a message naming the setting and where it came from.
 
 use crate::auth::jwks::JwksSource;
+use crate::domain::{Partitions, MAX_PARTITIONS};
+use crate::store::redis::{RedisSettings, Target};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,6 +28,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
     (
         "redis_timeout_ms",
         "fail-fast timeout of one Redis call, in ms",
+    ),
+    (
+        "redis_partitions",
+        "partitions projects are spread over (fixed for a deployment's life), 1 to 1024",
+    ),
+    (
+        "redis_wait_replicas",
+        "replicas that must have a change before it is acknowledged (Redis WAIT); 0 = don't wait",
     ),
     (
         "jwt_secret",
@@ -113,8 +123,7 @@ pub enum LogFormat {
 pub struct RedisConfig {
     /// May carry a password, hence secret.
     pub url: Secret,
-    pub prefix: String,
-    pub timeout: Duration,
+    pub settings: RedisSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -170,7 +179,7 @@ pub struct Config {
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
-pub struct ConfigError(String);
+pub struct ConfigError(pub String);
 
 /// Where a value came from, for error messages.
 #[derive(Clone, Debug)]
@@ -315,6 +324,18 @@ impl Values {
         Ok(Duration::from_millis(ms))
     }
 
+    /// A whole number in `min..=max`.
+    fn whole<T>(&self, key: &str, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display,
+    {
+        self.string(key)?
+            .parse()
+            .ok()
+            .filter(|n| *n >= min && *n <= max)
+            .ok_or_else(|| self.invalid(key, &format!("a whole number from {min} to {max}")))
+    }
+
     fn bool(&self, key: &str) -> Result<bool, ConfigError> {
         match self.string(key)?.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(true),
@@ -332,23 +353,30 @@ impl Values {
             None => None,
             Some(url) => {
                 // rediss:// (TLS) is refused: the Redis client is built without TLS support.
-                if !(url.starts_with("redis://")
-                    || url.starts_with("redis+unix://")
-                    || url.starts_with("unix://"))
-                {
+                if let Err(problem) = Target::parse(&url) {
                     return Err(ConfigError(format!(
-                        "setting `redis_url` (from {}): expected a redis:// or unix:// URL (TLS is not supported)",
+                        "setting `redis_url` (from {}): {problem}",
                         self.raw("redis_url")?.1
                     )));
                 }
                 let prefix = self.string("redis_prefix")?;
-                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-                    return Err(self.invalid("redis_prefix", "a non-empty word without spaces"));
+                // Braces would make a hash tag of the prefix and put every key in one slot.
+                if prefix.is_empty()
+                    || prefix.contains(|c: char| c.is_whitespace() || "{}".contains(c))
+                {
+                    return Err(
+                        self.invalid("redis_prefix", "a non-empty word without spaces or braces")
+                    );
                 }
+                let partitions = self.whole("redis_partitions", 1, MAX_PARTITIONS)?;
                 Some(RedisConfig {
                     url: Secret(url),
-                    prefix,
-                    timeout: self.millis("redis_timeout_ms", 10)?,
+                    settings: RedisSettings {
+                        prefix,
+                        timeout: self.millis("redis_timeout_ms", 10)?,
+                        partitions: Partitions::new(partitions),
+                        wait_replicas: self.whole("redis_wait_replicas", 0, 16)?,
+                    },
                 })
             }
         };

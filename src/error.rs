@@ -70,7 +70,9 @@ impl From<StoreError> for Error {
                 msg: "the last owner of a project can be neither removed nor demoted".into(),
                 code: None,
             },
-            StoreError::Unavailable(detail) => Error::Unavailable(detail),
+            StoreError::Unavailable(detail) | StoreError::Refused(detail) => {
+                Error::Unavailable(detail)
+            }
             StoreError::Internal(detail) => Error::Internal(detail),
         }
     }

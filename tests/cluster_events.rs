@@ -166,7 +166,7 @@ async fn webhook_deliveries_of_a_sigkilled_node_are_completed_by_another() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let mut doomed = GatewayProcess::start(&redis.url(), &prefix, &env);
     doomed.wait_healthy().await;
-    let http = reqwest::Client::new();
+    let http = common::http();
     let burst = 40;
     for i in 0..burst {
         let response = http

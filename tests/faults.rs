@@ -119,10 +119,13 @@ impl Api {
     fn new(base: &str) -> Api {
         Api {
             base: base.to_string(),
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
+            client: {
+                common::http();
+                reqwest::Client::builder()
+            }
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
         }
     }
 
@@ -1009,18 +1012,21 @@ async fn redis_outage(persistent: bool) {
             b.state.config.node_id.clone(),
         ];
         let url = redis.url();
-        let key = format!("{prefix}:nodes");
+        let keys = common::redis_keys(&prefix);
         let leases_back = common::eventually(Duration::from_secs(5), || {
-            let (url, key, node_ids) = (url.clone(), key.clone(), node_ids.clone());
+            let (url, keys, node_ids) = (url.clone(), keys.clone(), node_ids.clone());
             async move {
                 let mut con = redis_connection(&url);
-                let leases: Vec<String> = redis::cmd("ZRANGE")
-                    .arg(&key)
-                    .arg(0)
-                    .arg(-1)
-                    .query(&mut con)
-                    .unwrap_or_default();
-                node_ids.iter().all(|n| leases.contains(n))
+                // Every node's lease is mirrored into every partition.
+                keys.partitions().all().all(|p| {
+                    let leases: Vec<String> = redis::cmd("ZRANGE")
+                        .arg(keys.partition(p).leases())
+                        .arg(0)
+                        .arg(-1)
+                        .query(&mut con)
+                        .unwrap_or_default();
+                    node_ids.iter().all(|n| leases.contains(n))
+                })
             }
         })
         .await;
@@ -1678,12 +1684,14 @@ async fn a_rolling_restart_under_churn() {
         })
         .await;
     let mut con = redis_connection(&redis.url());
+    let keys = common::redis_keys(&prefix);
+    let partition = keys.of_project(pid.parse().unwrap());
     let log_length: usize = redis::cmd("XLEN")
-        .arg(format!("{prefix}:events"))
+        .arg(partition.events())
         .query(&mut con)
         .unwrap();
     let last_seqs: HashMap<String, u64> = redis::cmd("HGETALL")
-        .arg(format!("{prefix}:event_seq"))
+        .arg(partition.event_seq())
         .query(&mut con)
         .unwrap();
     let streams = events.streams.lock().unwrap().clone();

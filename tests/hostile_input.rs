@@ -603,11 +603,17 @@ async fn send(fx: &Fx, method: &Method, path: &str, who: Who, body: Vec<u8>, lab
     }
 }
 
-/// What `snap` covers, plus the event log's bounds (a rejected request emits nothing).
+/// What `snap` covers, plus every event log's bounds (a rejected request emits nothing).
 async fn snapshot(fx: &Fx, snap: Snap) -> Value {
     let app = &fx.app;
     let store = &app.state.store;
-    let log = format!("{:?}", store.log_bounds().await.expect("log bounds"));
+    let mut log = Vec::new();
+    for partition in store.partitions().all() {
+        log.push(format!(
+            "{:?}",
+            store.log_bounds(partition).await.expect("log bounds")
+        ));
+    }
     let pid = &fx.pid;
     let team = || async {
         app.get(

@@ -219,7 +219,7 @@ async fn jwks_over_https() {
     let hits = || server.hits.lock().unwrap().clone();
     assert_eq!(hits().len(), 1, "read once at start");
 
-    let client = reqwest::Client::new();
+    let client = common::http();
     let base = gateway.address();
     let email = format!("ann-{}@example.com", uuid::Uuid::new_v4().simple());
     let signup =

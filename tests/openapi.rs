@@ -133,7 +133,7 @@ async fn every_operation_has_answers_errors_and_security_by_family() {
 #[tokio::test]
 async fn every_documented_operation_is_served() {
     let (app, doc) = document().await;
-    let client = reqwest::Client::new();
+    let client = common::http();
     let id = "00000000-0000-4000-8000-000000000000";
     for (path, item) in doc["paths"].as_object().unwrap() {
         let concrete = if path == "/docs/{file}" {
@@ -246,7 +246,7 @@ async fn the_gateway_reads_bodies_and_queries_as_the_document_describes_them() {
         .await;
     assert_eq!(resp.status, 400, "{}", resp.text);
     // The key body is optional: `null` is the same as none.
-    let client = reqwest::Client::new();
+    let client = common::http();
     let resp = client
         .post(format!("{}/v3/{pid}/keys", app.address))
         .header("Authorization", &owner.token)

@@ -1465,7 +1465,7 @@ async fn secrets_never_reach_the_logs() {
     gateway.wait_healthy().await;
     let base = gateway.address();
     let port = gateway.port;
-    let client = reqwest::Client::new();
+    let client = common::http();
     let call = |method: Method, path: &str, auth: Option<&str>, body: Option<Value>| {
         let mut req = client.request(method, format!("{base}{path}"));
         if let Some(auth) = auth {

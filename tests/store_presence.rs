@@ -8,7 +8,7 @@ use presence_gateway::domain::{
     Edge, EventType, LogPosition, PresenceKey, PresenceStatus, PresenceWrite, Role, SettleOutcome,
     Teammate, TeammateStatus, Transition, WriteOutcome,
 };
-use presence_gateway::store::{MemoryStore, RedisStore, Store};
+use presence_gateway::store::{MemoryStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,8 +34,7 @@ async fn fixture(engine: Engine) -> Fixture {
         Engine::Memory => (Arc::new(MemoryStore::new()), None),
         _ => {
             let prefix = common::unique_prefix();
-            let store =
-                RedisStore::connect(common::SHARED_REDIS, &prefix, Duration::from_secs(2)).unwrap();
+            let store = common::redis_store(common::SHARED_REDIS, &prefix);
             (Arc::new(store), Some(prefix))
         }
     };
@@ -277,7 +276,11 @@ async fn deactivating_drops_every_count_in_the_same_event(engine: Engine) {
     assert_eq!(f.status().await, (PresenceStatus::Offline, 0));
     let events = f
         .store
-        .read_events(LogPosition::START, 100, Duration::ZERO)
+        .read_events(
+            LogPosition::start(f.store.partitions().of(f.key.project_id)),
+            100,
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     let mine: Vec<_> = events.iter().filter(|e| e.key == f.key).collect();

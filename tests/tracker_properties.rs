@@ -6,7 +6,7 @@ mod common;
 
 use presence_gateway::domain::{PresenceKey, PresenceStatus};
 use presence_gateway::presence::{Registration, Tracker};
-use presence_gateway::store::{MemoryStore, RedisStore, Store};
+use presence_gateway::store::{MemoryStore, Store};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -155,7 +155,7 @@ proptest! {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let prefix = common::unique_prefix();
         let result = rt.block_on(async {
-            let store = RedisStore::connect(common::SHARED_REDIS, &prefix, Duration::from_secs(2)).unwrap();
+            let store = common::redis_store(common::SHARED_REDIS, &prefix);
             run(Arc::new(store), batches).await
         });
         common::delete_prefix(common::SHARED_REDIS, &prefix);

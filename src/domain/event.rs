@@ -5,7 +5,7 @@
 //! can happen without its event. Events are *facts* (the teammate before and after, the presence
 //! before and after); their wire form (the envelope of CONTRACT §5) is rendered by `events/`.
 
-use super::{Presence, PresenceKey, Teammate, Timestamp};
+use super::{Partition, Presence, PresenceKey, Teammate, Timestamp};
 use std::fmt;
 use std::str::FromStr;
 
@@ -86,43 +86,55 @@ impl FromStr for EventType {
 #[error("unknown event type `{0}`")]
 pub struct UnknownEventType(pub String);
 
-/// Where an event sits in the log: the Redis stream id `ms-n` (the memory engine makes the same
-/// kind of ids). Ordered; every node sees the same positions.
+/// Where an event sits in the log: its partition's stream and, in it, the Redis stream id
+/// `ms-n` (the memory engine makes the same kind of ids, in its one partition). Positions of one
+/// partition are ordered, and every node sees the same ones; positions of two partitions are not
+/// comparable in any useful way (their order is by partition first).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LogPosition {
+    pub partition: Partition,
     pub millis: u64,
     pub n: u64,
 }
 
 impl LogPosition {
-    /// Before every event.
-    pub const START: LogPosition = LogPosition { millis: 0, n: 0 };
+    /// Before every event of `partition`.
+    pub fn start(partition: Partition) -> LogPosition {
+        LogPosition {
+            partition,
+            millis: 0,
+            n: 0,
+        }
+    }
 
     /// The position right after this one, the next id a log could assign in the same
     /// millisecond.
     pub fn successor(self) -> LogPosition {
         LogPosition {
-            millis: self.millis,
             n: self.n + 1,
+            ..self
         }
+    }
+
+    /// The stream id `ms-n` in `partition`; `None` if it is not one.
+    pub fn parse(partition: Partition, stream_id: &str) -> Option<LogPosition> {
+        let (millis, n) = stream_id.split_once('-')?;
+        Some(LogPosition {
+            partition,
+            millis: millis.parse().ok()?,
+            n: n.parse().ok()?,
+        })
+    }
+
+    /// The stream id `ms-n` (without the partition, which names the stream).
+    pub fn stream_id(self) -> String {
+        format!("{}-{}", self.millis, self.n)
     }
 }
 
 impl fmt::Display for LogPosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.millis, self.n)
-    }
-}
-
-impl FromStr for LogPosition {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        let (millis, n) = s.split_once('-').ok_or(())?;
-        Ok(LogPosition {
-            millis: millis.parse().map_err(|_| ())?,
-            n: n.parse().map_err(|_| ())?,
-        })
+        write!(f, "{}/{}-{}", self.partition, self.millis, self.n)
     }
 }
 
@@ -149,8 +161,8 @@ pub struct LoggedEvent {
 /// the log without an index, and every node derives the same id for the same event.
 ///
 /// Layout (UUID version 7, RFC 9562): 48 bits of the position's milliseconds, the version, 12
-/// bits of the deployment's salt, the variant, 30 more bits of salt and 32 bits of the
-/// position's counter. The salt (random per deployment, kept in the store) keeps two
+/// bits of the deployment's salt, the variant, 20 more bits of salt, 10 bits of partition and 32
+/// bits of the position's counter. The salt (random per deployment, kept in the store) keeps two
 /// deployments from issuing equal ids to one webhook receiver, and lets a foreign or forged id be
 /// recognised as unknown instead of being read as a position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +171,8 @@ pub struct EventIds {
 }
 
 const SALT_LOW_MASK: u64 = 0xfff;
-const SALT_HIGH_MASK: u64 = 0x3fff_ffff;
+const SALT_HIGH_MASK: u64 = 0xf_ffff;
+const PARTITION_MASK: u128 = 0x3ff;
 
 impl EventIds {
     pub fn new(salt: u64) -> Self {
@@ -170,8 +183,10 @@ impl EventIds {
         let low = u128::from(self.salt & SALT_LOW_MASK);
         let high = u128::from((self.salt >> 12) & SALT_HIGH_MASK);
         let millis = u128::from(position.millis & 0xffff_ffff_ffff);
+        let partition = u128::from(position.partition) & PARTITION_MASK;
         let n = u128::from(position.n & 0xffff_ffff);
-        let value = millis << 80 | 0x7 << 76 | low << 64 | 0b10 << 62 | high << 32 | n;
+        let value =
+            millis << 80 | 0x7 << 76 | low << 64 | 0b10 << 62 | high << 42 | partition << 32 | n;
         uuid::Uuid::from_u128(value)
     }
 
@@ -179,6 +194,7 @@ impl EventIds {
     pub fn position_of(&self, id: uuid::Uuid) -> Option<LogPosition> {
         let value = id.as_u128();
         let position = LogPosition {
+            partition: ((value >> 32) & PARTITION_MASK) as Partition,
             millis: (value >> 80) as u64,
             n: (value & 0xffff_ffff) as u64,
         };
@@ -194,6 +210,7 @@ mod tests {
     fn event_ids_round_trip_and_refuse_foreign_ids() {
         let ids = EventIds::new(0x1234_5678_9abc_def0);
         let position = LogPosition {
+            partition: 1023,
             millis: 1_764_000_000_123,
             n: 7,
         };
@@ -206,15 +223,22 @@ mod tests {
         let later = ids.id_of(position.successor());
         assert_ne!(id, later);
         assert!(later > id, "ids sort like positions");
+        let elsewhere = LogPosition {
+            partition: 3,
+            ..position
+        };
+        assert_eq!(ids.position_of(ids.id_of(elsewhere)), Some(elsewhere));
+        assert_ne!(ids.id_of(elsewhere), id);
     }
 
     #[test]
     fn positions_parse_and_order() {
-        let a: LogPosition = "1764000000123-0".parse().unwrap();
-        let b: LogPosition = "1764000000123-1".parse().unwrap();
+        let a = LogPosition::parse(2, "1764000000123-0").unwrap();
+        let b = LogPosition::parse(2, "1764000000123-1").unwrap();
         assert!(a < b);
-        assert_eq!(a.to_string(), "1764000000123-0");
-        assert!("x-1".parse::<LogPosition>().is_err());
+        assert_eq!(a.stream_id(), "1764000000123-0");
+        assert_eq!(a.to_string(), "2/1764000000123-0");
+        assert!(LogPosition::parse(0, "x-1").is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 mod api_key;
 mod event;
 mod invitation;
+mod partition;
 mod presence;
 mod project;
 mod role;
@@ -19,6 +20,7 @@ mod webhook;
 pub use api_key::ApiKey;
 pub use event::{EventIds, EventType, LogPosition, LoggedEvent, UnknownEventType};
 pub use invitation::PendingInvitation;
+pub use partition::{Partition, Partitions, MAX_PARTITIONS};
 pub use presence::{Edge, PresenceKey, PresenceWrite, SettleOutcome, Transition, WriteOutcome};
 pub use project::Project;
 pub use role::{ParseRoleError, Role};

@@ -1,8 +1,8 @@
-//! Event fan-out on one node: tail the shared log once, render each event once, hand it to the
-//! local [`Hub`]; replay the log for clients that resume with `since`.
+//! Event fan-out on one node: tail each partition's log once, render each event once, hand it to
+//! the local [`Hub`]; replay a project's log for clients that resume with `since`.
 //!
 //! ```text
-//! store (ring | Redis stream) ──tail──► render ──► Hub ──► agent sockets (topics), SSE streams
+//! store (ring | Redis stream per partition) ──tail──► render ──► Hub ──► agent sockets, SSE
 //! ```
 
 mod hub;
@@ -13,7 +13,7 @@ pub use hub::{update_frame, Hub, Listener, Published, LISTENER_QUEUE};
 pub use render::{render, RenderedEvent};
 pub use topic::{Topic, TopicKind};
 
-use crate::domain::{EventIds, Id, LogPosition, LoggedEvent};
+use crate::domain::{EventIds, Id, LogPosition, LoggedEvent, Partition};
 use crate::error::Result;
 use crate::store::Store;
 use std::sync::Arc;
@@ -31,8 +31,9 @@ pub struct Events {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
     ids: Arc<OnceCell<EventIds>>,
-    /// Where the tailer starts, fixed at start-up by [`Events::prepare_tail`].
-    tail_from: Arc<OnceCell<LogPosition>>,
+    /// Where the tailers start (one position per partition), fixed at start-up by
+    /// [`Events::prepare_tail`].
+    tail_from: Arc<OnceCell<Vec<LogPosition>>>,
 }
 
 /// Events a resuming client may be sent at most; further back, it gets a fresh snapshot.
@@ -62,10 +63,13 @@ impl Events {
         }
     }
 
-    /// Reads the salt and the log's current end; the tailer starts there.
+    /// Reads the salt and each partition's log end; the tailers start there.
     pub async fn prepare_tail(&self) -> Result<()> {
-        let end = self.log_end().await?;
-        let _ = self.tail_from.set(end);
+        let mut ends = Vec::new();
+        for partition in self.store.partitions().all() {
+            ends.push(self.log_end(partition).await?);
+        }
+        let _ = self.tail_from.set(ends);
         Ok(())
     }
 
@@ -112,6 +116,10 @@ impl Events {
         let Some(after) = self.ids().await?.position_of(since) else {
             return Ok(Resume::Resync);
         };
+        // An id of another partition is another project's event: no place in this log.
+        if after.partition != self.store.partitions().of(project_id) {
+            return Ok(Resume::Resync);
+        }
         if !self.retains(after).await? {
             return Ok(Resume::Resync);
         }
@@ -125,7 +133,7 @@ impl Events {
             let Some(last) = batch.last() else { break };
             cursor = last.position;
             let full = batch.len() == BATCH;
-            // Only this project's events are rendered (the log is shared by every project).
+            // Only this project's events are rendered (the partition's log is shared by several).
             let ours: Vec<LoggedEvent> = batch
                 .into_iter()
                 .filter(|e| e.key.project_id == project_id)
@@ -155,26 +163,37 @@ impl Events {
         })
     }
 
-    /// Whether the event at `position` is still in the log.
+    /// Whether the event at `position` is still in its partition's log.
     async fn retains(&self, position: LogPosition) -> Result<bool> {
         Ok(matches!(
-            self.store.log_bounds().await?,
+            self.store.log_bounds(position.partition).await?,
             Some((first, _)) if position >= first
         ))
     }
 
-    /// Tails the log from its current end and publishes every event to this node's hub, until
-    /// `shutdown`. Store failures are retried with a short back-off; the tail resumes where it
-    /// stopped.
-    pub async fn run_tailer(self, mut shutdown: watch::Receiver<bool>) {
+    /// Tails every partition's log from its current end and publishes every event to this node's
+    /// hub, until `shutdown`: one task per partition, each blocking on a connection of its own.
+    pub async fn run_tailers(self, shutdown: watch::Receiver<bool>) {
+        let tailers: Vec<_> = self
+            .store
+            .partitions()
+            .all()
+            .map(|partition| tokio::spawn(self.clone().run_tailer(partition, shutdown.clone())))
+            .collect();
+        futures::future::join_all(tailers).await;
+    }
+
+    /// Tails one partition's log. Store failures are retried with a short back-off; the tail
+    /// resumes where it stopped.
+    async fn run_tailer(self, partition: Partition, mut shutdown: watch::Receiver<bool>) {
         let mut after = loop {
             if let Some(from) = self.tail_from.get() {
-                break *from;
+                break from[usize::from(partition)];
             }
-            match self.log_end().await {
+            match self.log_end(partition).await {
                 Ok(p) => break p,
                 Err(e) => {
-                    tracing::warn!(error = %e, "event tailer cannot start yet");
+                    tracing::warn!(partition, error = %e, "event tailer cannot start yet");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                         _ = shutdown.changed() => return,
@@ -206,7 +225,7 @@ impl Events {
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = outcome {
-                tracing::warn!(error = %e, "event tailer: cannot read the log; retrying");
+                tracing::warn!(partition, error = %e, "event tailer: cannot read the log; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                     _ = shutdown.changed() => return,
@@ -215,12 +234,12 @@ impl Events {
         }
     }
 
-    async fn log_end(&self) -> Result<LogPosition> {
+    async fn log_end(&self, partition: Partition) -> Result<LogPosition> {
         self.ids().await?;
         Ok(self
             .store
-            .log_bounds()
+            .log_bounds(partition)
             .await?
-            .map_or(LogPosition::START, |(_, last)| last))
+            .map_or(LogPosition::start(partition), |(_, last)| last))
     }
 }

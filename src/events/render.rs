@@ -152,7 +152,11 @@ mod tests {
 
     fn logged(event_type: EventType, before: Option<Teammate>, after: Teammate) -> LoggedEvent {
         LoggedEvent {
-            position: LogPosition { millis: 5, n: 0 },
+            position: LogPosition {
+                partition: 0,
+                millis: 5,
+                n: 0,
+            },
             event_type,
             key: PresenceKey {
                 project_id: after.project_id,

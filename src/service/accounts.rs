@@ -1,8 +1,9 @@
 //! Accounts: sign-up, sign-in and turning credentials into a [`Principal`].
 
+use super::invitations::accept_invitations;
 use super::Principal;
 use crate::auth::{api_key, jwt, password};
-use crate::domain::{self, PendingInvitation, Teammate, Timestamp, User};
+use crate::domain::{self, Timestamp, User};
 use crate::error::{Error, Result};
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
@@ -84,32 +85,8 @@ impl Accounts {
             }
             other => other?,
         }
-        self.accept_invitations(&user).await?;
+        accept_invitations(self.store.as_ref(), &user).await?;
         Ok(user)
-    }
-
-    /// Pending invitation → teammate. Idempotent: an invitation whose teammate already exists is
-    /// simply dropped, so a crash half-way is repaired by the next call.
-    async fn accept_invitations(&self, user: &User) -> Result<()> {
-        for invitation in self.store.list_invitations(&user.email).await? {
-            let PendingInvitation {
-                project_id,
-                role,
-                user_available,
-                invited_by,
-                ..
-            } = invitation;
-            let mut teammate = Teammate::new(project_id, user.id, role, invited_by);
-            teammate.user_available = user_available;
-            match self.store.insert_teammate(&teammate).await {
-                Ok(()) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
-            self.store
-                .delete_invitation(&user.email, project_id)
-                .await?;
-        }
-        Ok(())
     }
 
     /// Checks an email and password, with the per-email failure limit.
@@ -129,6 +106,8 @@ impl Accounts {
         match user {
             Some(user) if matches => {
                 self.store.clear_failed_signins(&email).await?;
+                // Repairs a sign-up that stopped before it took its invitations.
+                accept_invitations(self.store.as_ref(), &user).await?;
                 Ok(user)
             }
             _ => {

@@ -6,6 +6,7 @@
 mod access;
 mod accounts;
 mod agent_teams;
+mod invitations;
 mod teammates;
 
 pub use access::{Access, Principal};

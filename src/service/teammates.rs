@@ -4,6 +4,7 @@
 //! write back under an optimistic version check, retry on a concurrent write. Rules that span
 //! teammates (the last owner) are enforced atomically inside the store.
 
+use super::invitations::accept_invitations;
 use super::{Access, Principal};
 use crate::domain::{
     self, EventType, PendingInvitation, Project, Role, Teammate, TeammateStatus, Timestamp, User,
@@ -129,6 +130,18 @@ impl Teams {
                 created_at: Timestamp::now(),
             };
             self.store.put_invitation(&invitation).await?;
+            // The email may have signed up meanwhile, after reading its invitations (see
+            // `invitations`): then this side converts the invitation.
+            if let Some(user) = self.store.find_user_by_email(&invitation.email).await? {
+                accept_invitations(self.store.as_ref(), &user).await?;
+                if let Some(teammate) = self
+                    .store
+                    .find_teammate_by_user(project_id, user.id)
+                    .await?
+                {
+                    return Ok(InviteOutcome::Teammate(Box::new(teammate)));
+                }
+            }
             return Ok(InviteOutcome::Pending(invitation));
         };
         for _ in 0..MAX_WRITE_ATTEMPTS {

@@ -1,7 +1,8 @@
 //! Persistence behind one trait, two engines.
 //!
 //! * [`MemoryStore`]: the default, one node, nothing persisted.
-//! * [`RedisStore`]: shared by any number of nodes; survives restarts.
+//! * [`RedisStore`]: shared by any number of nodes, on one Redis or a Redis Cluster; survives
+//!   restarts.
 //!
 //! The same behavioural test suite (`tests/api_*.rs`) runs against both, so they cannot drift.
 //! Multi-key invariants (unique emails, one teammate per user and project, the last owner) are
@@ -14,9 +15,9 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
 use crate::domain::{
-    ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
-    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Team, Teammate, Timestamp,
-    Transition, User, WriteOutcome,
+    ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, Partition, Partitions,
+    PendingInvitation, Presence, PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription,
+    Team, Teammate, Timestamp, Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
 use std::time::Duration;
@@ -35,6 +36,10 @@ pub enum StoreError {
     /// The backing service is unreachable or timed out. Maps to 503.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The backing service holds data this node must not use (another key layout, another
+    /// partition count). Maps to 503, and refuses start-up.
+    #[error("store refused: {0}")]
+    Refused(String),
     /// Anything else (corrupt data, a script error). Logged, answered as 500.
     #[error("store error: {0}")]
     Internal(String),
@@ -52,7 +57,7 @@ pub struct FailedSignins {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Cheap round trip used by `/readyz`.
+    /// Cheap round trip used by `/readyz`: every partition is reachable.
     async fn ping(&self) -> StoreResult<()>;
 
     // ---- users -------------------------------------------------------------------------------
@@ -173,12 +178,18 @@ pub trait Store: Send + Sync + 'static {
     // Every write above that changes a teammate or its presence status appends exactly one event
     // in the same atomic step.
 
+    /// How the deployment's projects are partitioned (the memory engine has one partition).
+    /// Each partition has its own log: a project's events are all in its partition's log.
+    fn partitions(&self) -> Partitions;
     /// The random salt of this deployment's event ids, created on first use.
     async fn event_salt(&self) -> StoreResult<u64>;
-    /// The oldest and newest retained positions; `None` while the log is empty.
-    async fn log_bounds(&self) -> StoreResult<Option<(LogPosition, LogPosition)>>;
-    /// Up to `limit` events after `after`, oldest first. With a non-zero `wait`, waits up to that
-    /// long for the first one (this is how every node tails the log).
+    /// The oldest and newest retained positions of a partition's log; `None` while it is empty.
+    async fn log_bounds(
+        &self,
+        partition: Partition,
+    ) -> StoreResult<Option<(LogPosition, LogPosition)>>;
+    /// Up to `limit` events after `after`, in its partition's log, oldest first. With a non-zero
+    /// `wait`, waits up to that long for the first one (this is how every node tails the logs).
     async fn read_events(
         &self,
         after: LogPosition,
@@ -186,12 +197,13 @@ pub trait Store: Send + Sync + 'static {
         wait: Duration,
     ) -> StoreResult<Vec<LoggedEvent>>;
 
-    // ---- webhook consumption: one consumer group over the log, shared by all nodes ------------
+    // ---- webhook consumption: one consumer group per partition's log, shared by all nodes ------
 
-    /// New events for `consumer`. Each event goes to one consumer of the group and stays pending
+    /// New events of a partition for `consumer`. Each event goes to one consumer of the group and stays pending
     /// until its deliveries are stored ([`Store::enqueue_deliveries`]).
     async fn consume_events(
         &self,
+        partition: Partition,
         consumer: &str,
         limit: usize,
         wait: Duration,
@@ -200,6 +212,7 @@ pub trait Store: Send + Sync + 'static {
     /// died). The memory engine has one node and never has any.
     async fn claim_stale_events(
         &self,
+        partition: Partition,
         consumer: &str,
         idle: Duration,
         limit: usize,
@@ -239,6 +252,7 @@ pub trait Store: Send + Sync + 'static {
     /// or another lease replaced it (another node took it over: do not attempt).
     async fn renew_delivery_lease(
         &self,
+        project_id: Id,
         id: Id,
         held: Timestamp,
         until: Timestamp,

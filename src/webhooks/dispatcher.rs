@@ -22,7 +22,8 @@
 use super::{guard, signing};
 use crate::config::WebhookConfig;
 use crate::domain::{
-    Attempt, Delivery, DeliveryState, Id, LogPosition, LoggedEvent, Subscription, Timestamp,
+    Attempt, Delivery, DeliveryState, Id, LogPosition, LoggedEvent, Partition, Subscription,
+    Timestamp,
 };
 use crate::events::{Events, RenderedEvent};
 use crate::store::{Store, StoreResult};
@@ -104,21 +105,27 @@ impl Dispatcher {
         self.0.config.timeout * 2 + Duration::from_secs(1)
     }
 
-    /// Consumes the log and works the schedule until `shutdown`.
+    /// Consumes every partition's log (one task each) and works the schedule until `shutdown`.
     pub async fn run(self, shutdown: watch::Receiver<bool>) {
-        let consume = tokio::spawn(self.clone().consume(shutdown.clone()));
+        let consumers: Vec<_> = self
+            .0
+            .store
+            .partitions()
+            .all()
+            .map(|partition| tokio::spawn(self.clone().consume(partition, shutdown.clone())))
+            .collect();
         let schedule = tokio::spawn(self.clone().work_schedule(shutdown));
-        let _ = tokio::join!(consume, schedule);
+        let _ = tokio::join!(futures::future::join_all(consumers), schedule);
     }
 
-    async fn consume(self, mut shutdown: watch::Receiver<bool>) {
+    async fn consume(self, partition: Partition, mut shutdown: watch::Receiver<bool>) {
         let mut last_claim = Instant::now();
         loop {
             let claimed = if last_claim.elapsed() >= CLAIM_EVERY {
                 last_claim = Instant::now();
                 self.0
                     .store
-                    .claim_stale_events(&self.0.node_id, self.0.orphan_after, BATCH)
+                    .claim_stale_events(partition, &self.0.node_id, self.0.orphan_after, BATCH)
                     .await
             } else {
                 Ok(Vec::new())
@@ -126,7 +133,7 @@ impl Dispatcher {
             let batch = match claimed {
                 Ok(events) if !events.is_empty() => Ok(events),
                 Ok(_) => tokio::select! {
-                    read = self.0.store.consume_events(&self.0.node_id, BATCH, Duration::from_millis(500)) => read,
+                    read = self.0.store.consume_events(partition, &self.0.node_id, BATCH, Duration::from_millis(500)) => read,
                     _ = shutdown.changed() => return,
                 },
                 Err(e) => Err(e),
@@ -137,7 +144,7 @@ impl Dispatcher {
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = outcome {
-                tracing::warn!(error = %e, "webhooks: cannot take events from the log; retrying");
+                tracing::warn!(partition, error = %e, "webhooks: cannot take events from the log; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = shutdown.changed() => return,
@@ -273,7 +280,8 @@ impl Dispatcher {
 
     /// Renews this node's lease on a delivery for one attempt. `None` if another node took it
     /// over (or it ended) while it waited here.
-    async fn take_for_attempt(&self, id: Id) -> StoreResult<Option<Timestamp>> {
+    async fn take_for_attempt(&self, delivery: &Delivery) -> StoreResult<Option<Timestamp>> {
+        let id = delivery.id;
         let lease = later(self.lease());
         // Two tries: the schedule may hand this node a newer lease between the read and the
         // renewal.
@@ -282,7 +290,12 @@ impl Dispatcher {
                 return Ok(None);
             };
             let held = Timestamp::from_millis(held);
-            if self.0.store.renew_delivery_lease(id, held, lease).await? {
+            if self
+                .0
+                .store
+                .renew_delivery_lease(delivery.project_id, id, held, lease)
+                .await?
+            {
                 self.0.in_flight.insert(id, lease.as_millis());
                 return Ok(Some(lease));
             }
@@ -296,7 +309,7 @@ impl Dispatcher {
     /// Nothing is sent, and nothing saved, under a lease this node no longer holds.
     async fn attempt(&self, mut delivery: Delivery) -> StoreResult<()> {
         let store = &self.0.store;
-        let Some(lease) = self.take_for_attempt(delivery.id).await? else {
+        let Some(lease) = self.take_for_attempt(&delivery).await? else {
             return Ok(());
         };
         let subscription = store

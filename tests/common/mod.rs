@@ -56,6 +56,31 @@ macro_rules! engine_tests {
     };
 }
 
+/// A Redis engine at `url` under `prefix`, with the default partition count and no `WAIT`.
+pub fn redis_store(url: &str, prefix: &str) -> presence_gateway::store::RedisStore {
+    let settings = presence_gateway::store::redis::RedisSettings {
+        prefix: prefix.to_string(),
+        timeout: Duration::from_secs(2),
+        partitions: redis_keys(prefix).partitions(),
+        wait_replicas: 0,
+    };
+    presence_gateway::store::RedisStore::connect(url, &settings).expect("a valid Redis URL")
+}
+
+/// The key names of a deployment under `prefix` with the default partition count, for tests
+/// that look at Redis directly.
+pub fn redis_keys(prefix: &str) -> presence_gateway::store::redis::Keys {
+    presence_gateway::store::redis::Keys::new(prefix, presence_gateway::domain::Partitions::new(16))
+}
+
+/// An HTTP client. The gateway's reqwest is built without a TLS crypto provider (the gateway
+/// installs ring at start); a test process that makes a client before any app starts (one test
+/// per process, under nextest) installs it here.
+pub fn http() -> reqwest::Client {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 pub fn unique_prefix() -> String {
     format!("pgtest-{}", uuid::Uuid::new_v4().simple())
 }
@@ -695,7 +720,7 @@ impl SseClient {
         query: &str,
         last_event_id: Option<&str>,
     ) -> Result<SseClient, SseError> {
-        let mut req = reqwest::Client::new()
+        let mut req = http()
             .get(format!("{base}/v3/{pid}/events?{query}"))
             .header("Accept", "text/event-stream");
         if let Some(auth) = auth {
@@ -943,7 +968,7 @@ impl GatewayProcess {
 
     /// Waits until `/healthz` answers 200; panics after 10 s.
     pub async fn wait_healthy(&self) {
-        let client = reqwest::Client::new();
+        let client = http();
         let url = format!("{}/healthz", self.address());
         let ok = eventually(Duration::from_secs(10), || {
             let (client, url) = (client.clone(), url.clone());

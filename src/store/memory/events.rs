@@ -1,5 +1,5 @@
 //! The in-memory event log and webhook schedule: a bounded ring of events, per-teammate `seq`
-//! counters, one consumer-group cursor, and the delivery queue. One node only, so there is no
+//! counters, one consumer-group cursor, and the delivery queue, all in partition 0 (the only one). One node only, so there is no
 //! crash recovery: what is in memory dies with the process.
 
 use crate::domain::{
@@ -25,9 +25,9 @@ impl EventLog {
         EventLog {
             events: VecDeque::new(),
             retention: retention.max(1),
-            last: LogPosition::START,
+            last: LogPosition::start(0),
             seqs: HashMap::new(),
-            group_cursor: LogPosition::START,
+            group_cursor: LogPosition::start(0),
             salt: rand_u64(),
         }
     }
@@ -44,7 +44,11 @@ impl EventLog {
         let now = Timestamp::now();
         let millis = now.as_millis().max(0) as u64;
         let position = if millis > self.last.millis {
-            LogPosition { millis, n: 0 }
+            LogPosition {
+                partition: 0,
+                millis,
+                n: 0,
+            }
         } else {
             self.last.successor()
         };
@@ -75,7 +79,11 @@ impl EventLog {
         Some((self.events.front()?.position, self.events.back()?.position))
     }
 
+    /// The events after `after`: none if it names another partition (there is only one here).
     pub(super) fn after(&self, after: LogPosition, limit: usize) -> Vec<LoggedEvent> {
+        if after.partition != 0 {
+            return Vec::new();
+        }
         let start = self.events.partition_point(|e| e.position <= after);
         self.events.range(start..).take(limit).cloned().collect()
     }

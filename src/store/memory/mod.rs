@@ -9,9 +9,9 @@ mod presence;
 
 use super::{FailedSignins, Store, StoreError, StoreResult};
 use crate::domain::{
-    ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, PendingInvitation, Presence,
-    PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription, Team, Teammate, Timestamp,
-    Transition, User, WriteOutcome,
+    ApiKey, Delivery, EventType, Id, LogPosition, LoggedEvent, Partition, Partitions,
+    PendingInvitation, Presence, PresenceKey, PresenceWrite, Project, SettleOutcome, Subscription,
+    Team, Teammate, Timestamp, Transition, User, WriteOutcome,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -613,8 +613,15 @@ impl Store for MemoryStore {
         Ok(self.lock().log.salt)
     }
 
-    async fn log_bounds(&self) -> StoreResult<Option<(LogPosition, LogPosition)>> {
-        Ok(self.lock().log.bounds())
+    fn partitions(&self) -> Partitions {
+        Partitions::new(1)
+    }
+
+    async fn log_bounds(
+        &self,
+        partition: Partition,
+    ) -> StoreResult<Option<(LogPosition, LogPosition)>> {
+        Ok(self.lock().log.bounds().filter(|_| partition == 0))
     }
 
     async fn read_events(
@@ -630,15 +637,20 @@ impl Store for MemoryStore {
 
     async fn consume_events(
         &self,
+        partition: Partition,
         _consumer: &str,
         limit: usize,
         wait: Duration,
     ) -> StoreResult<Vec<LoggedEvent>> {
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
         Ok(self.wait_for_events(wait, |s| s.log.consume(limit)).await)
     }
 
     async fn claim_stale_events(
         &self,
+        _partition: Partition,
         _consumer: &str,
         _idle: Duration,
         _limit: usize,
@@ -709,6 +721,7 @@ impl Store for MemoryStore {
 
     async fn renew_delivery_lease(
         &self,
+        _project_id: Id,
         id: Id,
         held: Timestamp,
         until: Timestamp,

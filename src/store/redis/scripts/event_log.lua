@@ -2,12 +2,12 @@
 
 -- A teammate's presence: "status|changed_at|last_seen_at|connections|channel,channel", counting
 -- only nodes whose lease is live.
-local function presence_of(state_key, leases_key, now)
+local function presence_of(state_key, nodes_key, leases_key, now)
   local s = redis.call('HMGET', state_key, 'status', 'changed_at', 'last_seen_at')
   local total = 0
   local seen = {}
   local channels = {}
-  local entries = redis.call('HGETALL', state_key .. ':nodes')
+  local entries = redis.call('HGETALL', nodes_key)
   for i = 1, #entries, 2 do
     local _, count, names = parse_entry(entries[i + 1])
     if count > 0 then
@@ -28,12 +28,13 @@ local function presence_of(state_key, leases_key, now)
     .. table.concat(channels, ',')
 end
 
--- Appends one event to the log stream `{prefix}:events` (trimmed to `retention` entries) and
--- assigns the teammate's next `seq`, inside the caller's atomic step. `before` and
+-- Appends one event to the partition's log stream (trimmed to `retention` entries) and assigns
+-- the teammate's next `seq` in the partition's seq hash, inside the caller's atomic step.
+-- `log` is {events = stream key, seq = seq hash key, retention = n}. `before` and
 -- `presence_before` may be nil.
-local function append_event(prefix, retention, event_type, pid, tid, now, after, before, presence,
+local function append_event(log, event_type, pid, tid, now, after, before, presence,
                             presence_before)
-  local seq = redis.call('HINCRBY', prefix .. ':event_seq', pid .. ':' .. tid, 1)
+  local seq = redis.call('HINCRBY', log.seq, pid .. ':' .. tid, 1)
   local fields = {'type', event_type, 'pid', pid, 'tid', tid, 'seq', seq, 'ts', now,
     'after', after, 'presence', presence}
   if before then
@@ -44,5 +45,5 @@ local function append_event(prefix, retention, event_type, pid, tid, now, after,
     table.insert(fields, 'presence_before')
     table.insert(fields, presence_before)
   end
-  redis.call('XADD', prefix .. ':events', 'MAXLEN', retention, '*', unpack(fields))
+  redis.call('XADD', log.events, 'MAXLEN', log.retention, '*', unpack(fields))
 end

@@ -31,9 +31,3 @@ end
 local function set_status(state_key, status, now)
   redis.call('HSET', state_key, 'status', status, 'changed_at', now)
 end
-
--- "pid:tid" -> the teammate's state key.
-local function state_key_of(prefix, member)
-  local pid, tid = string.match(member, '^([^:]+):([^:]+)$')
-  return prefix .. ':presence:' .. pid .. ':' .. tid
-end

@@ -1,9 +1,9 @@
--- Reads the presence of several teammates in one round trip.
--- KEYS[1] leases zset; ARGV[1] key prefix, ARGV[2..] members "pid:tid".
--- Returns, per member, "status|changed_at|last_seen_at|connections|channels" (see presence_of).
+-- Reads the presence of several teammates of one partition in one round trip.
+-- KEYS[1] leases zset, then per teammate its state hash and its nodes hash.
+-- Returns, per teammate, "status|changed_at|last_seen_at|connections|channels" (see presence_of).
 local now = now_ms()
 local out = {}
-for i = 2, #ARGV do
-  table.insert(out, presence_of(state_key_of(ARGV[1], ARGV[i]), KEYS[1], now))
+for i = 2, #KEYS, 2 do
+  table.insert(out, presence_of(KEYS[i], KEYS[i + 1], KEYS[1], now))
 end
 return out

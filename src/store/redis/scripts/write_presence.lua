@@ -1,10 +1,11 @@
 -- Applies one node's count of one teammate and decides the transition; a transition appends its
 -- event in the same step.
 -- KEYS[1] state hash, KEYS[2] nodes hash, KEYS[3] leases zset, KEYS[4] pending zset,
--- KEYS[5] the node's keys set, KEYS[6] the project's teammates hash.
+-- KEYS[5] the node's keys set, KEYS[6] the project's teammates hash, KEYS[7] events stream,
+-- KEYS[8] event seq hash (all in the project's partition).
 -- ARGV[1] node id, ARGV[2] epoch, ARGV[3] connections, ARGV[4] channels (comma-separated),
 -- ARGV[5] edge ('connect' | 'disconnect' | 'refresh'), ARGV[6] grace ms, ARGV[7] teammate id,
--- ARGV[8] member "pid:tid", ARGV[9] key prefix, ARGV[10] event retention.
+-- ARGV[8] member "pid:tid", ARGV[9] event retention.
 -- Returns {outcome, due_in_ms}: outcome is 'stale', 'inactive', 'recorded', 'online',
 -- 'offline' or 'pending' (then due_in_ms says when the grace period ends).
 local now = now_ms()
@@ -22,13 +23,14 @@ local current = redis.call('HGET', KEYS[2], ARGV[1])
 if current and parse_entry(current) >= tonumber(ARGV[2]) then
   return {'stale', 0}
 end
-local before = presence_of(KEYS[1], KEYS[3], now)
+local before = presence_of(KEYS[1], KEYS[2], KEYS[3], now)
 local pid = string.match(ARGV[8], '^([^:]+):')
 
 local function transition(status)
   set_status(KEYS[1], status, now)
-  append_event(ARGV[9], ARGV[10], 'presence.' .. status, pid, ARGV[7], now, teammate, nil,
-    presence_of(KEYS[1], KEYS[3], now), before)
+  local log = {events = KEYS[7], seq = KEYS[8], retention = ARGV[9]}
+  append_event(log, 'presence.' .. status, pid, ARGV[7], now, teammate, nil,
+    presence_of(KEYS[1], KEYS[2], KEYS[3], now), before)
   return {status, 0}
 end
 
