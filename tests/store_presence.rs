@@ -32,6 +32,11 @@ impl Drop for Fixture {
 async fn fixture(engine: Engine) -> Fixture {
     let (store, prefix): (Arc<dyn Store>, _) = match engine {
         Engine::Memory => (Arc::new(MemoryStore::new()), None),
+        Engine::RedisCluster => {
+            let url = common::cluster::shared_cluster_url();
+            let store = common::redis_store(&url, &common::unique_prefix());
+            (Arc::new(store), None)
+        }
         _ => {
             let prefix = common::unique_prefix();
             let store = common::redis_store(common::SHARED_REDIS, &prefix);

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod jwt;
 pub mod receiver;
 pub mod routes;
@@ -26,6 +27,8 @@ pub enum Engine {
     Memory,
     /// The shared Redis at 127.0.0.1:6379, under a unique key prefix.
     Redis,
+    /// This test process's shared 3-master Redis Cluster, under a unique key prefix.
+    RedisCluster,
     /// A given Redis URL and prefix (private servers, restarts).
     RedisAt {
         url: String,
@@ -50,6 +53,14 @@ macro_rules! engine_tests {
                 #[tokio::test]
                 async fn $name() {
                     super::$name($crate::common::Engine::Redis).await
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Engine::RedisCluster).await
                 }
             )*
         }
@@ -140,6 +151,11 @@ pub async fn spawn_app_with(engine: Engine, overrides: &[(&str, &str)]) -> TestA
     let (redis, cleanup_prefix) = match engine {
         Engine::Memory => (None, false),
         Engine::Redis => (Some((SHARED_REDIS.to_string(), unique_prefix())), true),
+        // The cluster dies with the test process; nothing to clean.
+        Engine::RedisCluster => (
+            Some((cluster::shared_cluster_url(), unique_prefix())),
+            false,
+        ),
         Engine::RedisAt { url, prefix } => (Some((url, prefix)), false),
     };
     let mut settings: Vec<(&str, String)> = vec![
