@@ -1,16 +1,18 @@
-//! Several gateway nodes on one private Redis: presence is shared, transitions happen once,
-//! dead nodes stop counting, and Redis restarts and node shutdowns are ridden out.
+//! Several gateway nodes on one private Redis or Redis Cluster: presence is shared, transitions
+//! happen once, dead nodes stop counting, and Redis restarts and node shutdowns are ridden out.
 
 mod common;
 
-use common::{spawn_app_with, token_query, unique_prefix, Engine, RedisServer, TestApp, TestUser};
+use common::{
+    spawn_app_with, token_query, unique_prefix, Backend, Engine, RedisServer, TestApp, TestUser,
+};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(6);
 
 struct Cluster {
-    _redis: RedisServer,
+    redis: Backend,
     nodes: Vec<TestApp>,
     pid: String,
     owner: TestUser,
@@ -20,8 +22,7 @@ struct Cluster {
     prefix: String,
 }
 
-async fn cluster(nodes: usize, persistent: bool, overrides: &[(&str, &str)]) -> Cluster {
-    let redis = RedisServer::start(persistent);
+async fn cluster(redis: Backend, nodes: usize, overrides: &[(&str, &str)]) -> Cluster {
     let url = redis.url();
     let prefix = unique_prefix();
     let mut apps = Vec::new();
@@ -40,7 +41,7 @@ async fn cluster(nodes: usize, persistent: bool, overrides: &[(&str, &str)]) -> 
         puid,
     } = app.owner_and_agent().await;
     Cluster {
-        _redis: redis,
+        redis,
         nodes: apps,
         pid,
         owner,
@@ -71,11 +72,10 @@ impl Cluster {
     }
 }
 
-#[tokio::test]
-async fn tabs_on_several_nodes_keep_a_teammate_online_until_the_last_closes() {
+async fn tabs_on_several_nodes_keep_a_teammate_online_until_the_last_closes(backend: Backend) {
     let c = cluster(
+        backend,
         3,
-        false,
         &[("offline_grace_ms", "300"), ("node_ttl_ms", "1500")],
     )
     .await;
@@ -128,12 +128,13 @@ impl Rng {
     }
 }
 
-#[tokio::test]
-async fn racing_nodes_make_exactly_one_transition_each_way_per_cycle() {
+async fn racing_nodes_make_exactly_one_transition_each_way_per_cycle(backend: Backend) {
+    let mut backend = Some(backend);
     for grace in ["0", "150"] {
+        let redis = backend.take().expect("handed back by the previous round");
         let c = cluster(
+            redis,
             3,
-            false,
             &[("offline_grace_ms", grace), ("node_ttl_ms", "1500")],
         )
         .await;
@@ -188,6 +189,8 @@ async fn racing_nodes_make_exactly_one_transition_each_way_per_cycle() {
                 "seed {seed}, cycle {cycle}"
             );
         }
+        // The next round runs on the same Redis, under a new prefix.
+        backend = Some(c.redis);
     }
 }
 
@@ -204,11 +207,10 @@ fn spawn_process(c: &Cluster) -> common::GatewayProcess {
     )
 }
 
-#[tokio::test]
-async fn a_sigkilled_node_stops_counting_within_ttl_plus_grace_plus_one_second() {
+async fn a_sigkilled_node_stops_counting_within_ttl_plus_grace_plus_one_second(backend: Backend) {
     let c = cluster(
+        backend,
         1,
-        false,
         &[("offline_grace_ms", "300"), ("node_ttl_ms", "1500")],
     )
     .await;
@@ -246,8 +248,8 @@ async fn a_sigkilled_node_stops_counting_within_ttl_plus_grace_plus_one_second()
 #[tokio::test]
 async fn presence_is_right_again_after_a_redis_restart() {
     let mut c = cluster(
+        Backend::Single(RedisServer::start(true)),
         2,
-        true,
         &[("offline_grace_ms", "300"), ("node_ttl_ms", "1500")],
     )
     .await;
@@ -268,10 +270,13 @@ async fn presence_is_right_again_after_a_redis_restart() {
         .wait_status(&c.pid, &leaver_puid, &c.owner.token, "online", WAIT)
         .await;
 
-    c._redis.kill();
+    let Backend::Single(redis) = &mut c.redis else {
+        unreachable!("a single Redis")
+    };
+    redis.kill();
     leaves.close().await;
     tokio::time::sleep(Duration::from_millis(2000)).await; // longer than the node TTL
-    c._redis.restart();
+    redis.restart();
 
     let started = Instant::now();
     c.nodes[1]
@@ -302,11 +307,10 @@ async fn presence_is_right_again_after_a_redis_restart() {
     drop(stays);
 }
 
-#[tokio::test]
-async fn a_node_shutdown_hands_its_sockets_over_without_an_offline() {
+async fn a_node_shutdown_hands_its_sockets_over_without_an_offline(backend: Backend) {
     let c = cluster(
+        backend,
         2,
-        false,
         &[("offline_grace_ms", "1500"), ("node_ttl_ms", "1500")],
     )
     .await;
@@ -346,3 +350,10 @@ async fn a_node_shutdown_hands_its_sockets_over_without_an_offline() {
         .await;
     drop(gone_tab);
 }
+
+backend_tests!(
+    tabs_on_several_nodes_keep_a_teammate_online_until_the_last_closes,
+    racing_nodes_make_exactly_one_transition_each_way_per_cycle,
+    a_sigkilled_node_stops_counting_within_ttl_plus_grace_plus_one_second,
+    a_node_shutdown_hands_its_sockets_over_without_an_offline,
+);

@@ -1,12 +1,12 @@
-//! Events across nodes on one private Redis: every subscriber on every node gets each event
-//! exactly once, in order; webhook deliveries survive a SIGKILLed node.
+//! Events across nodes on one private Redis or Redis Cluster: every subscriber on every node gets
+//! each event exactly once, in order; webhook deliveries survive a SIGKILLed node.
 
 mod common;
 
 use common::receiver::Receiver;
 use common::{
-    spawn_app_with, token_query, unique_prefix, Agent, Engine, GatewayProcess, RedisServer,
-    SseClient, TestApp,
+    spawn_app_with, token_query, unique_prefix, Agent, Backend, Engine, GatewayProcess, SseClient,
+    TestApp,
 };
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(5);
 const QUIET: Duration = Duration::from_millis(400);
 
-async fn nodes(redis: &RedisServer, n: usize, overrides: &[(&str, &str)]) -> Vec<TestApp> {
+async fn nodes(redis: &Backend, n: usize, overrides: &[(&str, &str)]) -> Vec<TestApp> {
     let prefix = unique_prefix();
     let mut nodes = Vec::new();
     for _ in 0..n {
@@ -28,9 +28,7 @@ async fn nodes(redis: &RedisServer, n: usize, overrides: &[(&str, &str)]) -> Vec
     nodes
 }
 
-#[tokio::test]
-async fn every_subscriber_on_every_node_gets_each_change_exactly_once_in_order() {
-    let redis = RedisServer::start(false);
+async fn every_subscriber_on_every_node_gets_each_change_exactly_once_in_order(redis: Backend) {
     let nodes = nodes(
         &redis,
         2,
@@ -127,9 +125,7 @@ async fn every_subscriber_on_every_node_gets_each_change_exactly_once_in_order()
 
 /// A slow receiver and a burst of events on a gateway process; the process is SIGKILLed while
 /// deliveries are in flight or not yet planned; another node starts; every event arrives.
-#[tokio::test]
-async fn webhook_deliveries_of_a_sigkilled_node_are_completed_by_another() {
-    let redis = RedisServer::start(false);
+async fn webhook_deliveries_of_a_sigkilled_node_are_completed_by_another(redis: Backend) {
     let prefix = unique_prefix();
     let engine = Engine::RedisAt {
         url: redis.url(),
@@ -229,9 +225,7 @@ fn distinct_ids(receiver: &Receiver) -> usize {
 
 /// A key deleted through one node: its socket and its stream on another node end within about a
 /// heartbeat interval (that node learns it at its next check of the key).
-#[tokio::test]
-async fn a_key_deleted_on_one_node_is_cut_off_on_the_others() {
-    let redis = RedisServer::start(false);
+async fn a_key_deleted_on_one_node_is_cut_off_on_the_others(redis: Backend) {
     let nodes = nodes(&redis, 2, &[("heartbeat_ms", "300")]).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let common::OwnerAndAgent { owner, pid, .. } = a.owner_and_agent().await;
@@ -263,3 +257,9 @@ async fn a_key_deleted_on_one_node_is_cut_off_on_the_others() {
         deleted.elapsed()
     );
 }
+
+backend_tests!(
+    every_subscriber_on_every_node_gets_each_change_exactly_once_in_order,
+    webhook_deliveries_of_a_sigkilled_node_are_completed_by_another,
+    a_key_deleted_on_one_node_is_cut_off_on_the_others,
+);

@@ -92,6 +92,54 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A private Redis for tests of several gateway nodes: one `redis-server`, or a 3-master Redis
+/// Cluster. `backend_tests!` runs a test on each.
+pub enum Backend {
+    Single(RedisServer),
+    Cluster(cluster::RedisCluster),
+}
+
+impl Backend {
+    pub fn single() -> Backend {
+        Backend::Single(RedisServer::start(false))
+    }
+
+    pub fn cluster() -> Backend {
+        Backend::Cluster(cluster::RedisCluster::start(3, 0, 2000))
+    }
+
+    pub fn url(&self) -> String {
+        match self {
+            Backend::Single(redis) => redis.url(),
+            Backend::Cluster(cluster) => cluster.url(),
+        }
+    }
+}
+
+/// Generates one `#[tokio::test]` per backend (`single_redis`, `redis_cluster`) for each named
+/// `async fn(Backend)`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod single_redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::single()).await
+                }
+            )*
+        }
+        mod redis_cluster {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::cluster()).await
+                }
+            )*
+        }
+    };
+}
+
 pub fn unique_prefix() -> String {
     format!("pgtest-{}", uuid::Uuid::new_v4().simple())
 }
