@@ -61,28 +61,40 @@ impl RedisCluster {
     /// Starts `masters` masters with `replicas` replicas each and waits until the cluster is
     /// ok everywhere (and every replica is in sync).
     pub fn start(masters: usize, replicas: usize, node_timeout_ms: u64) -> RedisCluster {
+        let mut cluster = Self::plan(masters * (1 + replicas), node_timeout_ms);
+        cluster.create(replicas);
+        cluster
+    }
+
+    /// Picks free ports for `nodes` nodes without starting anything (so a gateway can be given
+    /// the URL of a cluster that is not up yet); [`RedisCluster::create`] starts it.
+    pub fn plan(nodes: usize, node_timeout_ms: u64) -> RedisCluster {
         let dir =
             std::env::temp_dir().join(format!("pg-cluster-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut cluster = RedisCluster {
-            nodes: Vec::new(),
-            dir,
-            node_timeout_ms,
-        };
-        let total = masters * (1 + replicas);
         let mut ports = Vec::new();
-        while ports.len() < total {
+        while ports.len() < nodes {
             let port = free_cluster_port();
             if !ports.contains(&port) {
                 ports.push(port);
             }
         }
-        for port in ports {
-            let mut node = ClusterNode { port, child: None };
-            cluster.launch(&mut node);
-            cluster.nodes.push(node);
+        RedisCluster {
+            nodes: ports
+                .into_iter()
+                .map(|port| ClusterNode { port, child: None })
+                .collect(),
+            dir,
+            node_timeout_ms,
         }
-        let addresses: Vec<String> = cluster
+    }
+
+    /// Starts the planned nodes and makes them a cluster with `replicas` replicas per master.
+    pub fn create(&mut self, replicas: usize) {
+        for i in 0..self.nodes.len() {
+            self.launch(i);
+        }
+        let addresses: Vec<String> = self
             .nodes
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
@@ -101,8 +113,7 @@ impl RedisCluster {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&created.stderr)
         );
-        cluster.wait_healthy(Duration::from_secs(30));
-        cluster
+        self.wait_healthy(Duration::from_secs(30));
     }
 
     pub fn url(&self) -> String {
@@ -114,8 +125,8 @@ impl RedisCluster {
         format!("redis+cluster://{}", seeds.join(","))
     }
 
-    fn launch(&self, node: &mut ClusterNode) {
-        let port = node.port.to_string();
+    fn launch(&mut self, index: usize) {
+        let port = self.nodes[index].port.to_string();
         let mut command = Command::new("redis-server");
         command
             .args(["--port", &port, "--bind", "127.0.0.1"])
@@ -134,10 +145,11 @@ impl RedisCluster {
                 Ok(())
             });
         }
-        node.child = Some(command.spawn().expect("redis-server is on PATH"));
+        self.nodes[index].child = Some(command.spawn().expect("redis-server is on PATH"));
+        let url = self.nodes[index].url();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if query::<String>(&node.url(), redis::cmd("PING")).is_some() {
+            if query::<String>(&url, redis::cmd("PING")).is_some() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(30));
