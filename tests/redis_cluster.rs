@@ -129,7 +129,7 @@ async fn the_layout_is_checked_before_anything_is_written(backend: Backend) {
     let url = backend.url();
     // The earlier layout's salt key (its one global key every deployment had).
     let old = unique_prefix();
-    let mut con = cluster_or_single_client(&backend).get_connection().unwrap();
+    let mut con = connection(&backend);
     let _: () = redis::cmd("SET")
         .arg(format!("{old}:event_salt"))
         .arg("42")
@@ -198,8 +198,7 @@ async fn a_claim_left_by_a_crash_is_taken_over(backend: Backend) {
     let prefix = unique_prefix();
     let app = spawn_app(engine_on(&backend, &prefix)).await;
     let keys = redis_keys(&prefix);
-    let client = cluster_or_single_client(&backend);
-    let mut con = client.get_connection().unwrap();
+    let mut con = connection(&backend);
     let ghost = uuid::Uuid::new_v4();
     let old_email = format!("old-{}@example.com", uuid::Uuid::new_v4().simple());
     let fresh_email = format!("fresh-{}@example.com", uuid::Uuid::new_v4().simple());
@@ -226,29 +225,23 @@ async fn a_claim_left_by_a_crash_is_taken_over(backend: Backend) {
     assert_eq!(signed_in["user"]["_id"], user["user"]["_id"]);
 }
 
-fn cluster_or_single_client(backend: &Backend) -> ClientKind {
+/// A plain (blocking) connection that follows keys to their node on a cluster.
+fn connection(backend: &Backend) -> Box<dyn redis::ConnectionLike> {
     match backend {
-        Backend::Single(redis) => ClientKind::Single(redis::Client::open(redis.url()).unwrap()),
-        Backend::Cluster(cluster) => ClientKind::Cluster(
+        Backend::Single(redis) => Box::new(
+            redis::Client::open(redis.url())
+                .unwrap()
+                .get_connection()
+                .unwrap(),
+        ),
+        Backend::Cluster(cluster) => Box::new(
             redis::cluster::ClusterClient::new(
                 cluster.nodes.iter().map(|n| n.url()).collect::<Vec<_>>(),
             )
+            .unwrap()
+            .get_connection()
             .unwrap(),
         ),
-    }
-}
-
-enum ClientKind {
-    Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient),
-}
-
-impl ClientKind {
-    fn get_connection(&self) -> redis::RedisResult<Box<dyn redis::ConnectionLike>> {
-        Ok(match self {
-            ClientKind::Single(c) => Box::new(c.get_connection()?),
-            ClientKind::Cluster(c) => Box::new(c.get_connection()?),
-        })
     }
 }
 
