@@ -213,6 +213,12 @@ impl RedisCluster {
             .collect()
     }
 
+    /// Starts a killed node again with its cluster configuration: it rejoins (a master that was
+    /// failed over comes back as a replica of its successor).
+    pub fn restart(&mut self, index: usize) {
+        self.launch(index);
+    }
+
     /// SIGKILLs a node.
     pub fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.nodes[index].child.take() {
