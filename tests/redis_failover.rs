@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 const NODE_TIMEOUT_MS: u64 = 1000;
 const NODE_TTL_MS: u64 = 1500;
 
+/// `/readyz` answers over time (`None`: no answer).
+type Readings = Vec<(Instant, Option<u16>)>;
+
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn master_killed_under_churn(wait_replicas: &str) {
@@ -115,7 +118,7 @@ async fn master_killed_under_churn(wait_replicas: &str) {
         })
     };
     // Readiness, as a load balancer would poll it.
-    let readiness: Arc<Mutex<Vec<(Instant, Option<u16>)>>> = Arc::default();
+    let readiness: Arc<Mutex<Readings>> = Arc::default();
     let poller = {
         let (stop, readiness, api) = (stop.clone(), readiness.clone(), nodes.api(0));
         tokio::spawn(async move {
