@@ -6,11 +6,16 @@
 #   bench/gateway.sh latency [ENGINE]   # 300 transitions, tab on node A, watched on node B
 #   bench/gateway.sh fanout  [ENGINE]   # 100 transitions, tab on node A, 1,000 topic subscribers on B
 #   bench/gateway.sh webhooks [ENGINE]  # 2,000 events x 10 subscriptions to a local receiver
-# ENGINE is `redis` (default: a private redis-server on a free port) or `memory` (one node).
+#   bench/gateway.sh quiet   [ENGINE]   # 10 s with no load: what one node's tailing costs
+# ENGINE is `redis` (default: a private redis-server on a free port), `cluster` (a private
+# 3-master Redis Cluster) or `memory` (one node). PARTITIONS sets redis_partitions, WAIT sets
+# redis_wait_replicas (the cluster then gets one replica per master).
+# With Redis, a second JSON line reports each Redis process's CPU seconds and commands during
+# the run, and the gateway nodes' CPU seconds.
 # Builds the release binaries first. Every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:?mode: idle, churn, latency, fanout or webhooks}
+mode=${1:?mode: idle, churn, latency, fanout, webhooks or quiet}
 engine=${2:-redis}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --release -q -p presence-gateway -p loadtest
@@ -20,14 +25,33 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export PRESENCE_JWT_SECRET=bench-secret PRESENCE_LOG_LEVEL=warn PRESENCE_OFFLINE_GRACE_MS=0
 export PRESENCE_MAX_CONNECTIONS_PER_USER=2000 PRESENCE_WEBHOOK_ALLOW_PRIVATE=true
-if [ "$engine" = redis ]; then
-  rport=$(free_port)
-  redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" >/dev/null &
+[ -n "${PARTITIONS:-}" ] && export PRESENCE_REDIS_PARTITIONS=$PARTITIONS
+[ -n "${WAIT:-}" ] && export PRESENCE_REDIS_WAIT_REPLICAS=$WAIT
+# A cluster node's bus port is its port + 10,000, so cluster ports stay at or below 55,535.
+cluster_port() { while :; do p=$((20000 + RANDOM % 35000)); python3 -c "import socket,sys
+for q in ($p, $p + 10000):
+    s = socket.socket(); s.bind(('127.0.0.1', q)); s.close()" 2>/dev/null && { echo "$p"; return; }; done; }
+redis_start() { # port [cluster]
+  redis-server --port "$1" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" \
+    ${2:+--cluster-enabled yes --cluster-config-file "$tmp/nodes-$1.conf" --cluster-node-timeout 2000} >/dev/null &
   pids+=($!)
-  for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  export PRESENCE_REDIS_URL="redis://127.0.0.1:$rport"
+  for _ in $(seq 50); do redis-cli -p "$1" ping >/dev/null 2>&1 && break; sleep 0.1; done
+}
+rports=()
+if [ "$engine" = redis ]; then
+  rports=("$(free_port)"); redis_start "${rports[0]}"
+  export PRESENCE_REDIS_URL="redis://127.0.0.1:${rports[0]}"
+elif [ "$engine" = cluster ]; then
+  replicas=0; [ "${WAIT:-0}" != 0 ] && replicas=1
+  for _ in $(seq $((3 * (1 + replicas)))); do p=$(cluster_port); rports+=("$p"); redis_start "$p" cluster; done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${rports[@]}") --cluster-replicas "$replicas" --cluster-yes >/dev/null
+  for p in "${rports[@]}"; do
+    for _ in $(seq 100); do redis-cli -p "$p" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+  done
+  sleep 1
+  export PRESENCE_REDIS_URL="redis+cluster://$(printf '127.0.0.1:%s,' "${rports[@]}" | sed 's/,$//')"
 fi
-nodes=1; case "$mode" in latency|fanout) [ "$engine" = redis ] && nodes=2 ;; esac
+nodes=1; case "$mode" in latency|fanout) [ "$engine" != memory ] && nodes=2 ;; esac
 addrs=(); gpids=()
 for _ in $(seq "$nodes"); do
   port=$(free_port)
@@ -42,6 +66,32 @@ case "$mode" in
   latency) args=(latency --samples 300) ;;
   fanout)  args=(fanout --subscribers ${SUBSCRIBERS:-1000} --samples ${SAMPLES:-100}) ;;
   webhooks) args=(webhooks --events 2000 --subscriptions 10) ;;
+  quiet) args=() ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
-timeout 600 target/release/loadtest --nodes "$(join "${addrs[@]}")" --gateway-pid "$(join "${gpids[@]}")" "${args[@]}"
+# CPU seconds of a process (user + system), and a Redis node's commands so far.
+cpu_of() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+commands_of() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }'; }
+redis_pid_of() { redis-cli -p "$1" info server | awk -F: '/^process_id/ { print $2 + 0 }'; }
+declare -A cpu0 cmd0; gcpu0=()
+for p in "${rports[@]}"; do cpu0[$p]=$(cpu_of "$(redis_pid_of "$p")"); cmd0[$p]=$(commands_of "$p"); done
+for g in "${gpids[@]}"; do gcpu0+=("$(cpu_of "$g")"); done
+started=$(date +%s.%N)
+if [ "$mode" = quiet ]; then
+  sleep 10
+else
+  timeout 600 target/release/loadtest --nodes "$(join "${addrs[@]}")" --gateway-pid "$(join "${gpids[@]}")" "${args[@]}"
+fi
+secs=$(echo "$(date +%s.%N) - $started" | bc)
+if [ "${#rports[@]}" -gt 0 ]; then
+  shards=(); i=0
+  for p in "${rports[@]}"; do
+    role=$(redis-cli -p "$p" role | head -1)
+    cpu=$(echo "$(cpu_of "$(redis_pid_of "$p")") - ${cpu0[$p]}" | bc)
+    cmds=$(( $(commands_of "$p") - ${cmd0[$p]} ))
+    shards+=("{\"port\":$p,\"role\":\"$role\",\"cpu_s\":$cpu,\"commands\":$cmds}")
+  done
+  gateways=()
+  for g in "${gpids[@]}"; do gateways+=("$(echo "$(cpu_of "$g") - ${gcpu0[$i]}" | bc)"); i=$((i + 1)); done
+  echo "{\"engine\":\"$engine\",\"partitions\":${PARTITIONS:-16},\"wait\":${WAIT:-0},\"secs\":$secs,\"redis\":[$(join "${shards[@]}")],\"gateway_cpu_s\":[$(join "${gateways[@]}")]}"
+fi
