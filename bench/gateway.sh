@@ -47,6 +47,10 @@ elif [ "$engine" = cluster ]; then
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${rports[@]}") --cluster-replicas "$replicas" --cluster-yes >/dev/null
   for p in "${rports[@]}"; do
     for _ in $(seq 100); do redis-cli -p "$p" cluster info | grep -q cluster_state:ok && break; sleep 0.1; done
+    # A replica must be in sync before WAIT can count it.
+    for _ in $(seq 100); do
+      redis-cli -p "$p" info replication | grep -qE 'role:master|master_link_status:up' && break; sleep 0.1
+    done
   done
   sleep 1
   export PRESENCE_REDIS_URL="redis+cluster://$(printf '127.0.0.1:%s,' "${rports[@]}" | sed 's/,$//')"
@@ -72,9 +76,13 @@ esac
 # CPU seconds of a process (user + system), and a Redis node's commands so far.
 cpu_of() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
 commands_of() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }'; }
+# Client round trips that ran a script (commands inside scripts count in total_commands_processed).
+scripts_of() { redis-cli -p "$1" info commandstats | awk -F'[=,:]' '/^cmdstat_evalsha:/ { print $3 + 0; exit } END { print 0 }' | head -1; }
 redis_pid_of() { redis-cli -p "$1" info server | awk -F: '/^process_id/ { print $2 + 0 }'; }
-declare -A cpu0 cmd0; gcpu0=()
-for p in "${rports[@]}"; do cpu0[$p]=$(cpu_of "$(redis_pid_of "$p")"); cmd0[$p]=$(commands_of "$p"); done
+declare -A cpu0 cmd0 evs0; gcpu0=()
+for p in "${rports[@]}"; do
+  cpu0[$p]=$(cpu_of "$(redis_pid_of "$p")"); cmd0[$p]=$(commands_of "$p"); evs0[$p]=$(scripts_of "$p")
+done
 for g in "${gpids[@]}"; do gcpu0+=("$(cpu_of "$g")"); done
 started=$(date +%s.%N)
 if [ "$mode" = quiet ]; then
@@ -89,7 +97,8 @@ if [ "${#rports[@]}" -gt 0 ]; then
     role=$(redis-cli -p "$p" role | head -1)
     cpu=$(echo "$(cpu_of "$(redis_pid_of "$p")") - ${cpu0[$p]}" | bc)
     cmds=$(( $(commands_of "$p") - ${cmd0[$p]} ))
-    shards+=("{\"port\":$p,\"role\":\"$role\",\"cpu_s\":$cpu,\"commands\":$cmds}")
+    evs=$(( $(scripts_of "$p") - ${evs0[$p]} ))
+    shards+=("{\"port\":$p,\"role\":\"$role\",\"cpu_s\":$cpu,\"commands\":$cmds,\"evalsha\":$evs}")
   done
   gateways=()
   for g in "${gpids[@]}"; do gateways+=("$(echo "$(cpu_of "$g") - ${gcpu0[$i]}" | bc)"); i=$((i + 1)); done
