@@ -1,7 +1,9 @@
 //! Private Redis Clusters made of real `redis-server` processes on free ports.
 //!
-//! * [`shared_cluster_url`]: one 3-master cluster per test process, started on first use, for the
-//!   `redis_cluster` engine of `engine_tests!` (each test keeps to its own key prefix).
+//! * [`shared_cluster_url`]: the cluster of the `redis_cluster` engine of `engine_tests!` (each
+//!   test keeps to its own key prefix): the one named by `PRESENCE_TEST_CLUSTER` (`.ci/run`
+//!   starts one for the whole run), else a 3-master cluster per test process, started on first
+//!   use.
 //! * [`RedisCluster::start`]: a cluster a test owns (with replicas, to kill masters), stopped on
 //!   drop.
 //!
@@ -38,10 +40,14 @@ impl ClusterNode {
     }
 }
 
-/// The `redis+cluster://` URL of this process's shared 3-master cluster.
+/// The `redis+cluster://` URL of the cluster shared by this run (`PRESENCE_TEST_CLUSTER`) or by
+/// this process.
 pub fn shared_cluster_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("PRESENCE_TEST_CLUSTER") {
+            return url;
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let cluster = RedisCluster::start(3, 0, 2000);
