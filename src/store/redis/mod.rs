@@ -125,7 +125,9 @@ impl RedisStore {
             .get_or_try_init(|| async {
                 let mut connection = self.connection.clone();
                 let check = layout::check(&mut connection, &self.keys);
-                match tokio::time::timeout(self.timeout * 2, check).await {
+                // Bounded like any call, so a request answers 503 within `redis_timeout_ms`
+                // even before the first check could be made.
+                match tokio::time::timeout(self.timeout, check).await {
                     Ok(Ok(layout)) => Ok(Ok(layout)),
                     Ok(Err(StoreError::Refused(why))) => Ok(Err(why)),
                     Ok(Err(e)) => Err(e),
