@@ -128,40 +128,23 @@ impl RedisStore {
         Ok(claim.and_then(|c| c.split('|').next().and_then(|id| id.parse().ok())))
     }
 
-    /// `SET`, acknowledged once replicated.
-    pub(super) async fn set(&self, key: &str, value: String) -> StoreResult<()> {
-        let _: () = self.cmd(redis::cmd("SET").arg(key).arg(value)).await?;
-        self.replicated(key).await
-    }
-
     pub(super) async fn save_invitation(&self, invitation: &PendingInvitation) -> StoreResult<()> {
         let key = self.keys.invitations(&invitation.email);
-        let _: () = self
-            .cmd(
-                redis::cmd("HSET")
-                    .arg(&key)
-                    .arg(invitation.project_id.to_string())
-                    .arg(encode(invitation)?),
-            )
-            .await?;
-        self.replicated(&key).await
+        self.hash_put(key, invitation.project_id, encode(invitation)?)
+            .await
     }
 
     pub(super) async fn invitations(&self, email: &str) -> StoreResult<Vec<PendingInvitation>> {
-        let raws: Vec<String> = self
-            .cmd(redis::cmd("HVALS").arg(self.keys.invitations(email)))
-            .await?;
-        let mut list: Vec<PendingInvitation> = decode_all(raws)?;
+        let mut list: Vec<PendingInvitation> =
+            self.hash_values(self.keys.invitations(email)).await?;
         list.sort_by_key(|i| i.created_at);
         Ok(list)
     }
 
     pub(super) async fn remove_invitation(&self, email: &str, project_id: Id) -> StoreResult<()> {
-        let key = self.keys.invitations(email);
-        let _: () = self
-            .cmd(redis::cmd("HDEL").arg(&key).arg(project_id.to_string()))
-            .await?;
-        self.replicated(&key).await
+        self.hash_delete(self.keys.invitations(email), project_id)
+            .await
+            .map(|_| ())
     }
 
     pub(super) async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
@@ -169,15 +152,8 @@ impl RedisStore {
             .keys
             .of_project(key.project_id)
             .project_keys(key.project_id);
-        let _: () = self
-            .cmd(
-                redis::cmd("HSET")
-                    .arg(&index)
-                    .arg(key.id.to_string())
-                    .arg(&key.secret_hash),
-            )
+        self.hash_put(index, key.id, key.secret_hash.clone())
             .await?;
-        self.replicated(&index).await?;
         self.set(&self.keys.api_key(&key.secret_hash), encode(key)?)
             .await
     }
@@ -211,10 +187,7 @@ impl RedisStore {
         let key: Option<ApiKey> = self.get_json(record.clone()).await?;
         let _: () = self.cmd(redis::cmd("DEL").arg(&record)).await?;
         self.replicated(&record).await?;
-        let _: () = self
-            .cmd(redis::cmd("HDEL").arg(&index).arg(key_id.to_string()))
-            .await?;
-        self.replicated(&index).await?;
+        self.hash_delete(index, key_id).await?;
         Ok(key)
     }
 

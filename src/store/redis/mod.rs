@@ -26,7 +26,7 @@ pub use connection::Target;
 pub use keys::{slot_of, Keys};
 
 use super::{StoreError, StoreResult};
-use crate::domain::{Partition, Partitions};
+use crate::domain::{Id, Partition, Partitions};
 use connection::Connection;
 use layout::Layout;
 use redis::FromRedisValue;
@@ -243,6 +243,48 @@ impl RedisStore {
     async fn get_json<T: DeserializeOwned>(&self, key: String) -> StoreResult<Option<T>> {
         let raw: Option<String> = self.cmd(redis::cmd("GET").arg(key)).await?;
         raw.map(|s| decode(&s)).transpose()
+    }
+
+    /// `SET`, acknowledged once replicated.
+    async fn set(&self, key: &str, value: String) -> StoreResult<()> {
+        let _: () = self.cmd(redis::cmd("SET").arg(key).arg(value)).await?;
+        self.replicated(key).await
+    }
+
+    // Hashes of records by id (teammates, teams, subscriptions, invitations, key indexes).
+
+    pub(super) async fn hash_values<T: DeserializeOwned>(
+        &self,
+        key: String,
+    ) -> StoreResult<Vec<T>> {
+        let raws: Vec<String> = self.cmd(redis::cmd("HVALS").arg(key)).await?;
+        decode_all(raws)
+    }
+
+    pub(super) async fn hash_field<T: DeserializeOwned>(
+        &self,
+        key: String,
+        id: Id,
+    ) -> StoreResult<Option<T>> {
+        let raw: Option<String> = self
+            .cmd(redis::cmd("HGET").arg(key).arg(id.to_string()))
+            .await?;
+        raw.map(|r| decode(&r)).transpose()
+    }
+
+    pub(super) async fn hash_put(&self, key: String, id: Id, json: String) -> StoreResult<()> {
+        let _: () = self
+            .cmd(redis::cmd("HSET").arg(&key).arg(id.to_string()).arg(json))
+            .await?;
+        self.replicated(&key).await
+    }
+
+    pub(super) async fn hash_delete(&self, key: String, id: Id) -> StoreResult<bool> {
+        let removed: i64 = self
+            .cmd(redis::cmd("HDEL").arg(&key).arg(id.to_string()))
+            .await?;
+        self.replicated(&key).await?;
+        Ok(removed == 1)
     }
 }
 

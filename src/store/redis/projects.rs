@@ -6,11 +6,10 @@
 //! has no teammate. A crash between the two steps leaves an entry that points at nothing.
 
 use super::presence::{INSERT_TEAMMATE, WRITE_TEAMMATE};
-use super::{decode, decode_all, encode, script_outcome, RedisStore};
+use super::{encode, script_outcome, RedisStore};
 use crate::domain::{EventType, Id, Project, Subscription, Team, Teammate};
 use crate::store::StoreResult;
 use redis::Script;
-use serde::de::DeserializeOwned;
 use std::sync::LazyLock;
 
 static CREATE_PROJECT: LazyLock<Script> =
@@ -212,32 +211,5 @@ impl RedisStore {
     pub(super) async fn remove_subscription(&self, project_id: Id, id: Id) -> StoreResult<bool> {
         let key = self.keys.of_project(project_id).subscriptions(project_id);
         self.hash_delete(key, id).await
-    }
-
-    async fn hash_values<T: DeserializeOwned>(&self, key: String) -> StoreResult<Vec<T>> {
-        let raws: Vec<String> = self.cmd(redis::cmd("HVALS").arg(key)).await?;
-        decode_all(raws)
-    }
-
-    async fn hash_field<T: DeserializeOwned>(&self, key: String, id: Id) -> StoreResult<Option<T>> {
-        let raw: Option<String> = self
-            .cmd(redis::cmd("HGET").arg(key).arg(id.to_string()))
-            .await?;
-        raw.map(|r| decode(&r)).transpose()
-    }
-
-    async fn hash_put(&self, key: String, id: Id, json: String) -> StoreResult<()> {
-        let _: () = self
-            .cmd(redis::cmd("HSET").arg(&key).arg(id.to_string()).arg(json))
-            .await?;
-        self.replicated(&key).await
-    }
-
-    async fn hash_delete(&self, key: String, id: Id) -> StoreResult<bool> {
-        let removed: i64 = self
-            .cmd(redis::cmd("HDEL").arg(&key).arg(id.to_string()))
-            .await?;
-        self.replicated(&key).await?;
-        Ok(removed == 1)
     }
 }
