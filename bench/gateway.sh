@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs one loadtest measurement against fresh gateway process(es) and prints its JSON report.
 #
-#   bench/gateway.sh idle    [ENGINE]   # 15,000 idle sockets on one node (1875 teammates x 8 tabs)
+#   bench/gateway.sh idle    [ENGINE]   # 15,000 idle sockets on one node (SHAPE=1875x8 or 200x75),
+#                                       # RSS read at 1k, 5k, 10k and 15k; accounts made through a second
+#                                       # node, so the measured one has served nothing before
 #   bench/gateway.sh churn   [ENGINE]   # 10 s of connect+disconnect loops, 64 at once, one node
 #   bench/gateway.sh latency [ENGINE]   # 300 transitions, tab on node A, watched on node B
 #   bench/gateway.sh fanout  [ENGINE]   # 100 transitions, tab on node A, 1,000 topic subscribers on B
@@ -18,9 +20,9 @@ cd "$(dirname "$0")/.."
 mode=${1:?mode: idle, churn, latency, fanout, webhooks or quiet}
 engine=${2:-redis}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-cargo build --release -q -p presence-gateway -p loadtest
-tmp=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
+cargo build --release -q -p presence-gateway -p loadtest ${HEAPTRACK:+--features presence-gateway/system-allocator}
+tmp=$(mktemp -d); pids=(); gpids=()
+cleanup() { for p in "${gpids[@]}" "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export PRESENCE_JWT_SECRET=bench-secret PRESENCE_LOG_LEVEL=warn PRESENCE_OFFLINE_GRACE_MS=0
@@ -55,17 +57,33 @@ elif [ "$engine" = cluster ]; then
   sleep 1
   export PRESENCE_REDIS_URL="redis+cluster://$(printf '127.0.0.1:%s,' "${rports[@]}" | sed 's/,$//')"
 fi
-nodes=1; case "$mode" in latency|fanout) [ "$engine" != memory ] && nodes=2 ;; esac
+nodes=1; case "$mode" in latency|fanout|idle) [ "$engine" != memory ] && nodes=2 ;; esac
 addrs=(); gpids=()
-for _ in $(seq "$nodes"); do
-  port=$(free_port)
-  PRESENCE_LISTEN="127.0.0.1:$port" target/release/presence-gateway >>"$tmp/gateway.log" 2>&1 &
-  pids+=($!); gpids+=($!); addrs+=("127.0.0.1:$port")
+for n in $(seq "$nodes"); do
+  port=$(free_port); wrap=()
+  # HEAPTRACK=FILE profiles the last (measured) node's heap; the binary must then use the C
+  # library's malloc (built here with --features system-allocator).
+  [ -n "${HEAPTRACK:-}" ] && [ "$n" = "$nodes" ] && wrap=(heaptrack -o "$HEAPTRACK")
+  PRESENCE_LISTEN="127.0.0.1:$port" "${wrap[@]}" target/release/presence-gateway >>"$tmp/gateway.log" 2>&1 &
+  pid=$!; pids+=($pid)
+  if [ ${#wrap[@]} -gt 0 ]; then
+    for _ in $(seq 100); do child=$(pgrep -P "$pid" -f target/release/presence-gateway) && break; sleep 0.1; done
+    pid=$child
+  fi
+  gpids+=($pid); addrs+=("127.0.0.1:$port")
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
 join() { local IFS=,; echo "$*"; }
 case "$mode" in
-  idle)    args=(idle --teammates 1875 --tabs 8) ;;
+  idle)
+    shape=${SHAPE:-1875x8}
+    args=(idle --teammates "${shape%x*}" --tabs "${shape#*x}" --steps "${STEPS:-1000,5000,10000}" --open-concurrency "${OPEN:-256}")
+    # A heap profile should show what the held sockets own: kill the node while they are open.
+    [ -n "${HEAPTRACK:-}" ] && args+=(--kill-gateways)
+    # The first node only creates the accounts (Argon2 sign-ups); the second is measured.
+    if [ "$nodes" = 2 ]; then
+      args=(--setup-node "${addrs[0]}" "${args[@]}"); addrs=("${addrs[1]}"); gpids=("${gpids[1]}")
+    fi ;;
   churn)   args=(churn --secs 10 --concurrency 64) ;;
   latency) args=(latency --samples 300) ;;
   fanout)  args=(fanout --subscribers ${SUBSCRIBERS:-1000} --samples ${SAMPLES:-100}) ;;
@@ -74,7 +92,7 @@ case "$mode" in
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac
 # CPU seconds of a process (user + system), and a Redis node's commands so far.
-cpu_of() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat"; }
+cpu_of() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 commands_of() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ { print $2 + 0 }'; }
 # Client round trips that ran a script (commands inside scripts count in total_commands_processed).
 scripts_of() { redis-cli -p "$1" info commandstats | awk -F'[=,:]' '/^cmdstat_evalsha:/ { print $3 + 0; exit } END { print 0 }' | head -1; }

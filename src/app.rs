@@ -4,6 +4,7 @@
 use crate::auth::{jwks::Jwks, jwt::JwtKeys, random_bytes};
 use crate::config::{Config, ConfigError};
 use crate::events::Events;
+use crate::heartbeat::HeartbeatClock;
 use crate::http;
 use crate::presence::{self, ConnectionLimits, MaintenanceTimings, Tracker};
 use crate::service::{Accounts, AgentTeams, Teams};
@@ -95,6 +96,7 @@ impl App {
         )?;
         let subscriptions = Subscriptions::new(store.clone(), config.webhook.allow_private);
         let (stop, stopped) = watch::channel(false);
+        let heartbeat = config.heartbeat;
         let state = AppState::new(Shared {
             config,
             store,
@@ -106,6 +108,7 @@ impl App {
             subscriptions,
             metrics: crate::telemetry::metrics_handle(),
             shutdown: stopped,
+            heartbeats: HeartbeatClock::new(heartbeat),
         });
         let router = http::router(state.clone());
         Ok(App {
@@ -153,6 +156,11 @@ impl App {
             stop.subscribe(),
         ));
         let tailer = tokio::spawn(state.events.clone().run_tailers(stop.subscribe()));
+        let heartbeats = tokio::spawn(state.heartbeats.clone().run(stop.subscribe()));
+        let upkeep = tokio::spawn(crate::telemetry::run_metrics_upkeep(
+            state.metrics.clone(),
+            stop.subscribe(),
+        ));
         let webhooks = tokio::spawn(dispatcher.run(stop.subscribe()));
         // Trailing slashes are trimmed before routing: Tiledesk clients call both
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.
@@ -175,6 +183,8 @@ impl App {
         let _ = maintenance.await;
         let _ = tailer.await;
         let _ = webhooks.await;
+        let _ = upkeep.await;
+        let _ = heartbeats.await;
 
         let tracker = &state.tracker;
         let started = Instant::now();

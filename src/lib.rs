@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod heartbeat;
 pub mod http;
 pub mod net;
 pub mod presence;

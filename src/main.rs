@@ -10,6 +10,8 @@ use std::process::ExitCode;
 
 /// mimalloc returns freed large blocks (Argon2's 19 MiB per hash) and idle-socket buffers to the
 /// operating system; glibc's per-thread arenas kept them, growing the process by hundreds of MiB.
+/// The `system-allocator` feature leaves the C library's malloc in place, for heaptrack.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

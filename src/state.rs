@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::domain::{Presence, Teammate};
 use crate::error::{Error, Result};
 use crate::events::Events;
+use crate::heartbeat::HeartbeatClock;
 use crate::presence::Tracker;
 use crate::service::{Accounts, AgentTeams, Teams};
 use crate::store::Store;
@@ -31,8 +32,11 @@ pub struct Shared {
     pub events: Events,
     pub subscriptions: Subscriptions,
     pub metrics: PrometheusHandle,
-    /// Turns true when the node shuts down: agent sockets close with 1012.
+    /// Turns true when the node shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Beats every agent socket's heartbeat, and tells them when the node shuts down (they
+    /// close with 1012).
+    pub heartbeats: HeartbeatClock,
 }
 
 impl AppState {

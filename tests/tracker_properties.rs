@@ -88,7 +88,11 @@ async fn run(store: Arc<dyn Store>, batches: Vec<Vec<Op>>) -> Result<(), TestCas
             .map(|(node, channel)| {
                 let tracker = trackers[*node].clone();
                 let channel = CHANNELS[*channel].to_string();
-                tokio::spawn(async move { tracker.connect(vec![key], channel).await })
+                tokio::spawn(async move {
+                    let registration = Registration::new(vec![key], channel);
+                    tracker.connect(&registration).await;
+                    registration
+                })
             })
             .collect();
         let others: Vec<_> = disconnects

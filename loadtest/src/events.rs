@@ -4,7 +4,7 @@
 use crate::client;
 use crate::modes::{cpu_report, gateway_cpu};
 use crate::setup::{self, call};
-use crate::stats::{self, cpu_time, summary};
+use crate::stats::{self, cpu_split, summary};
 use crate::Cli;
 use anyhow::Context;
 use futures::{SinkExt, StreamExt};
@@ -83,7 +83,7 @@ pub async fn fanout(
     let query = format!("token={}", teammate.query_token);
     let bar = ProgressBar::new((samples + warmup) as u64).with_message("transitions");
     bar.set_style(stats::bar_style());
-    let self_before = cpu_time(None);
+    let self_before = cpu_split(None);
     let gateways_before = gateway_cpu(cli);
     let started = Instant::now();
     let mut latencies = Vec::new();
@@ -191,7 +191,7 @@ pub async fn webhooks(
     let expected = (events * subscriptions) as u64;
     let bar = ProgressBar::new(expected).with_message("deliveries");
     bar.set_style(stats::bar_style());
-    let self_before = cpu_time(None);
+    let self_before = cpu_split(None);
     let gateways_before = gateway_cpu(cli);
     let started = Instant::now();
     let puids: Vec<String> = world.teammates.iter().map(|t| t.puid.clone()).collect();

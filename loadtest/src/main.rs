@@ -1,7 +1,7 @@
 //! `loadtest`: load generator for presence-gateway.
 //!
-//! * `idle`: hold N agent sockets (teammates × tabs), report connect latency and the gateway's
-//!   RSS per connection.
+//! * `idle`: hold N agent sockets (teammates × tabs) opened in steps, report connect latency and
+//!   the gateway's RSS at each step, with the slope in bytes per socket.
 //! * `churn`: connect+disconnect loops at full speed, report operations per second.
 //! * `latency`: a teammate's only tab opens/closes on node A while node B is watched through its
 //!   REST API; report the time until B shows the transition.
@@ -15,6 +15,7 @@
 
 mod client;
 mod events;
+mod idle;
 mod modes;
 mod setup;
 mod stats;
@@ -52,6 +53,10 @@ pub struct Cli {
     /// Gateway process ids, to report their RSS and CPU (comma-separated, one per node).
     #[arg(long, global = true, value_delimiter = ',')]
     gateway_pid: Vec<u32>,
+    /// The node that creates the accounts (default: the first of --nodes). Give another node on
+    /// the same Redis so that the measured nodes serve nothing but the run.
+    #[arg(long, global = true)]
+    setup_node: Option<SocketAddr>,
     /// Concurrent sign-ups during setup (each costs an Argon2 hash on the gateway).
     #[arg(long, global = true, default_value_t = 4)]
     setup_concurrency: usize,
@@ -70,9 +75,16 @@ pub enum Mode {
         /// Sockets being opened at once.
         #[arg(long, default_value_t = 256)]
         open_concurrency: usize,
-        /// Wait after the last socket is up before reading RSS, in ms.
+        /// Wait after each step's last socket is up before reading RSS, in ms.
         #[arg(long, default_value_t = 3000)]
         settle_ms: u64,
+        /// Socket counts (over all nodes) at which RSS is read; the full shape is always last.
+        #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
+        steps: Vec<usize>,
+        /// SIGKILL the measured gateways after the last reading, with the sockets open (for
+        /// heap profiles: what the sockets hold is then reported as never freed).
+        #[arg(long)]
+        kill_gateways: bool,
     },
     /// Connect/disconnect loops: open, heartbeat round trip, close, wait for the close.
     Churn {
@@ -126,7 +138,19 @@ async fn main() -> anyhow::Result<()> {
             tabs,
             open_concurrency,
             settle_ms,
-        } => modes::idle(&cli, *teammates, *tabs, *open_concurrency, *settle_ms).await?,
+            steps,
+            kill_gateways,
+        } => {
+            let shape = idle::Shape {
+                teammates: *teammates,
+                tabs: *tabs,
+                open_concurrency: *open_concurrency,
+                settle: std::time::Duration::from_millis(*settle_ms),
+                steps: steps.clone(),
+                kill_gateways: *kill_gateways,
+            };
+            idle::idle(&cli, shape).await?
+        }
         Mode::Churn {
             secs,
             concurrency,

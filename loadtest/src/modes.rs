@@ -1,41 +1,63 @@
-//! The three measurements. Each returns the JSON report.
+//! The churn and latency measurements. Each returns the JSON report.
 
 use crate::client;
 use crate::setup::{self, World};
-use crate::stats::{self, cpu_percent, cpu_time, rss_kib, summary};
+use crate::stats::{self, cpu_percent, cpu_split, summary};
 use crate::Cli;
 use anyhow::Context;
-use futures::StreamExt;
 use indicatif::ProgressBar;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) fn gateway_cpu(cli: &Cli) -> Vec<Option<Duration>> {
+pub(crate) type CpuReading = Option<(Duration, Duration)>;
+
+pub(crate) fn gateway_cpu(cli: &Cli) -> Vec<CpuReading> {
     cli.gateway_pid
         .iter()
-        .map(|pid| cpu_time(Some(*pid)))
+        .map(|pid| cpu_split(Some(*pid)))
         .collect()
+}
+
+/// CPU used over `wall` as percentages of one core: in all, in user space and in the kernel.
+fn split_report(before: CpuReading, after: CpuReading, wall: Duration) -> Value {
+    let part = |pick: fn(&(Duration, Duration)) -> Duration| {
+        cpu_percent(before.as_ref().map(pick), after.as_ref().map(pick), wall)
+    };
+    json!({
+        "cpu_percent": part(|(u, s)| *u + *s),
+        "user_percent": part(|(u, _)| *u),
+        "system_percent": part(|(_, s)| *s),
+    })
 }
 
 pub(crate) fn cpu_report(
     cli: &Cli,
-    before: &[Option<Duration>],
-    self_before: Option<Duration>,
+    before: &[CpuReading],
+    self_before: CpuReading,
     wall: Duration,
 ) -> Value {
     let gateways: Vec<Value> = cli
         .gateway_pid
         .iter()
         .zip(before)
-        .map(|(pid, b)| json!({"pid": pid, "cpu_percent": cpu_percent(*b, cpu_time(Some(*pid)), wall)}))
+        .map(|(pid, b)| {
+            let mut report = split_report(*b, cpu_split(Some(*pid)), wall);
+            report["pid"] = json!(pid);
+            report
+        })
         .collect();
-    json!({"loadtest_cpu_percent": cpu_percent(self_before, cpu_time(None), wall), "gateways": gateways})
+    let loadtest = split_report(self_before, cpu_split(None), wall);
+    json!({
+        "loadtest_cpu_percent": loadtest["cpu_percent"],
+        "loadtest": loadtest,
+        "gateways": gateways,
+    })
 }
 
 /// Waits until no teammate reads online on any node (after the grace period).
-async fn drained(world: &World, cli: &Cli, timeout: Duration) -> anyhow::Result<Value> {
+pub(crate) async fn drained(world: &World, cli: &Cli, timeout: Duration) -> anyhow::Result<Value> {
     let started = Instant::now();
     loop {
         let mut online = 0;
@@ -49,104 +71,6 @@ async fn drained(world: &World, cli: &Cli, timeout: Duration) -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-pub async fn idle(
-    cli: &Cli,
-    teammates: usize,
-    tabs: usize,
-    open_concurrency: usize,
-    settle_ms: u64,
-) -> anyhow::Result<Value> {
-    let world = setup::world(
-        cli.nodes[0],
-        &cli.jwt_secret,
-        teammates,
-        cli.setup_concurrency,
-    )
-    .await?;
-    let rss_before: Vec<Option<u64>> = cli.gateway_pid.iter().map(|p| rss_kib(*p)).collect();
-    let total = teammates * tabs;
-    let bar = ProgressBar::new(total as u64).with_message("opening sockets");
-    bar.set_style(stats::bar_style());
-    let errors = AtomicU64::new(0);
-    let started = Instant::now();
-    let opened: Vec<(Duration, client::Socket)> = futures::stream::iter(0..total)
-        .map(|i| {
-            let teammate = &world.teammates[i % teammates];
-            let node = cli.nodes[i % cli.nodes.len()];
-            let source = cli.sources[i % cli.sources.len()];
-            let query = format!("token={}", teammate.query_token);
-            let (bar, errors) = (&bar, &errors);
-            async move {
-                let t0 = Instant::now();
-                let result = client::open(node, source, &query).await;
-                bar.inc(1);
-                match result {
-                    Ok(ws) => Some((t0.elapsed(), ws)),
-                    Err(e) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) < 5 {
-                            eprintln!("connect failed: {e:#}");
-                        }
-                        None
-                    }
-                }
-            }
-        })
-        .buffer_unordered(open_concurrency.max(1))
-        .filter_map(|x| async move { x })
-        .collect()
-        .await;
-    bar.finish_and_clear();
-    let open_secs = started.elapsed().as_secs_f64();
-    let mut latencies: Vec<Duration> = opened.iter().map(|(d, _)| *d).collect();
-    let held = opened.len();
-    let alive: Vec<_> = opened
-        .into_iter()
-        .map(|(_, ws)| client::keep_alive(ws))
-        .collect();
-    tokio::time::sleep(Duration::from_millis(settle_ms)).await;
-    let rss_after: Vec<Option<u64>> = cli.gateway_pid.iter().map(|p| rss_kib(*p)).collect();
-    // Spot-check: the gateway counts every tab of the first teammates.
-    let mut counted_ok = true;
-    for teammate in world.teammates.iter().take(5) {
-        let presence = world
-            .presence(*cli.nodes.last().unwrap(), &teammate.puid)
-            .await?;
-        counted_ok &=
-            presence["connections"] == json!(tabs) && presence["status"] == json!("online");
-    }
-    let gateways: Vec<Value> = cli
-        .gateway_pid
-        .iter()
-        .zip(rss_before.iter().zip(&rss_after))
-        .map(|(pid, (before, after))| {
-            let per_node = held / cli.gateway_pid.len().max(1);
-            let bytes = match (before, after) {
-                (Some(b), Some(a)) if per_node > 0 => Some((a.saturating_sub(*b) * 1024) as f64 / per_node as f64),
-                _ => None,
-            };
-            json!({"pid": pid, "rss_before_kib": before, "rss_after_kib": after, "bytes_per_connection": bytes.map(stats::round)})
-        })
-        .collect();
-    for handle in alive {
-        handle.abort();
-    }
-    let drain = drained(&world, cli, Duration::from_secs(30)).await?;
-    Ok(json!({
-        "mode": "idle",
-        "nodes": cli.nodes,
-        "teammates": teammates,
-        "tabs_per_teammate": tabs,
-        "connections_requested": total,
-        "connections_held": held,
-        "connect_errors": errors.load(Ordering::Relaxed),
-        "open_rate_per_s": stats::round(held as f64 / open_secs),
-        "connect_latency": summary(&mut latencies),
-        "counted_correctly": counted_ok,
-        "gateways": gateways,
-        "drain": drain,
-    }))
 }
 
 pub async fn churn(
@@ -167,7 +91,7 @@ pub async fn churn(
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let gateways_before = gateway_cpu(cli);
-    let self_before = cpu_time(None);
+    let self_before = cpu_split(None);
     let started = Instant::now();
     let bar = ProgressBar::new(secs).with_message("churning (seconds)");
     bar.set_style(stats::bar_style());
@@ -265,7 +189,7 @@ pub async fn latency(cli: &Cli, samples: usize, warmup: usize) -> anyhow::Result
     let (mut online, mut offline) = (Vec::new(), Vec::new());
     let bar = ProgressBar::new((samples + warmup) as u64).with_message("transitions");
     bar.set_style(stats::bar_style());
-    let self_before = cpu_time(None);
+    let self_before = cpu_split(None);
     let gateways_before = gateway_cpu(cli);
     let started = Instant::now();
     for i in 0..(samples + warmup) / 2 {

@@ -38,17 +38,27 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
-/// CPU time (user + system) a process has used so far.
-pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+/// CPU time a process has used so far: (user, system). System time includes the kernel's work
+/// in the process's system calls; on loopback that is most of the TCP stack, both ends.
+pub fn cpu_split(pid: Option<u32>) -> Option<(Duration, Duration)> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/stat"),
         None => "/proc/self/stat".to_string(),
     };
     let stat = std::fs::read_to_string(path).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // USER_HZ is 100 on Linux.
-    Some(Duration::from_millis(ticks * 10))
+    let ticks = |i: usize| -> Option<Duration> {
+        Some(Duration::from_millis(
+            fields.get(i)?.parse::<u64>().ok()? * 10,
+        ))
+    };
+    Some((ticks(11)?, ticks(12)?))
+}
+
+/// CPU time (user + system) a process has used so far.
+pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    cpu_split(pid).map(|(user, system)| user + system)
 }
 
 /// CPU use over a window, as a percentage of one core.

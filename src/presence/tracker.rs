@@ -117,12 +117,22 @@ impl Drop for UserSlot {
     }
 }
 
-/// The teammates one socket counts for, on one channel. Hand it back to
-/// [`Tracker::disconnect`] when the socket closes.
+/// The teammates one socket counts for, on one channel: given to [`Tracker::connect`] when the
+/// socket opens, and handed back to [`Tracker::disconnect`] when it closes.
 #[derive(Debug)]
 pub struct Registration {
-    keys: Vec<PresenceKey>,
-    channel: String,
+    // Boxed slices: an idle socket holds this, and most count for one teammate.
+    keys: Box<[PresenceKey]>,
+    channel: Box<str>,
+}
+
+impl Registration {
+    pub fn new(keys: Vec<PresenceKey>, channel: String) -> Self {
+        Registration {
+            keys: keys.into_boxed_slice(),
+            channel: channel.into_boxed_str(),
+        }
+    }
 }
 
 impl Tracker {
@@ -235,11 +245,12 @@ impl Tracker {
     }
 
     /// Counts a new connection for each key. Edges are written before this returns.
-    pub async fn connect(&self, keys: Vec<PresenceKey>, channel: String) -> Registration {
-        for key in &keys {
+    pub async fn connect(&self, registration: &Registration) {
+        let Registration { keys, channel } = registration;
+        for key in keys.iter() {
             let (edge, write) = {
                 let mut count = self.inner.counts.entry(*key).or_default();
-                count.add(&channel);
+                count.add(channel);
                 let edge = count.connections == 1;
                 let write = edge.then(|| self.write_for(*key, Some(&count), Edge::Connect));
                 (edge, write)
@@ -253,14 +264,13 @@ impl Tracker {
                 _ => self.mark_dirty(*key),
             }
         }
-        Registration { keys, channel }
     }
 
     /// Uncounts a closed connection. Edges are written before this returns; the grace period
     /// of a teammate whose last connection closed starts in the store.
     pub async fn disconnect(&self, registration: Registration) {
         let Registration { keys, channel } = registration;
-        for key in keys {
+        for key in keys.into_vec() {
             let write = match self.inner.counts.entry(key) {
                 Entry::Vacant(_) => None,
                 Entry::Occupied(mut entry) => {

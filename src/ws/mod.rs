@@ -23,9 +23,11 @@ use session::SessionSetup;
 
 /// Messages (and frames) over this close the socket with 1009 (CONTRACT §9).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Presence traffic is a few hundred bytes a frame; tungstenite's 128 KiB defaults would make
-/// every idle socket cost far more than the frames it carries.
-const READ_BUFFER_BYTES: usize = 1024;
+/// tungstenite keeps a read buffer of this size for the socket's whole life, and reads at most
+/// this much per call. Client frames are heartbeats, subscriptions and availability changes of
+/// 50 to 300 bytes (one or two reads); a larger message grows the buffer as far as it needs.
+/// 1 KiB here cost every idle socket 900 bytes more (docs/benchmarks.md, the profile table).
+const READ_BUFFER_BYTES: usize = 128;
 const WRITE_BUFFER_BYTES: usize = 0;
 /// How much unsent data a socket may queue before writes fail (a stuck client).
 const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
@@ -140,21 +142,28 @@ async fn handshake(state: AppState, request: Request) -> Result<Response, Error>
         Principal::ApiKey(key) => Some(Box::new(key)),
         Principal::User(_) => None,
     };
-    let setup = SessionSetup {
+    // Boxed until the session starts: axum's upgrade task holds it meanwhile, and then for as
+    // long as the socket lives, so it should hold a pointer.
+    let setup = Box::new(SessionSetup {
         user_id,
         api_key,
         project_id: options.project_id,
         channel: options.channel,
         keys,
         slot,
-    };
+    });
     Ok(upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| session::run(socket, state, setup)))
+        .on_upgrade(move |socket| {
+            // A task of its own: axum's upgrade task would keep the WebSocket it moved into the
+            // callback beside the session that now owns it, for as long as the socket lives.
+            tokio::spawn(session::run(socket, state, *setup));
+            std::future::ready(())
+        }))
 }
 
 /// The teammates a socket counts for: with `project_id`, that project's teammate (the caller

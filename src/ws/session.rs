@@ -1,18 +1,21 @@
 //! One agent socket: counts the connection, answers frames, keeps the connection alive, and
 //! uncounts it when it closes.
 //!
-//! One task per socket runs a single `select!` loop over the socket, the heartbeat timer and the
-//! node's shutdown signal. An idle socket therefore costs one task and the WebSocket buffers,
-//! nothing more (see the memory budget in DESIGN.md).
+//! One task per socket runs a single `select!` loop over the socket, its topics and the node's
+//! heartbeat clock (which also says when the node shuts down). An idle socket therefore costs one task (holding a
+//! [`Session`]) and the WebSocket's buffers, nothing more; docs/benchmarks.md has the profile,
+//! owner by owner.
 
 use super::frames::{self, frame_error, ClientFrame, FrameError};
 use super::rate::{RateLimiter, Verdict};
 use super::topics::{self, SocketCaller, Subscriptions};
 use crate::domain::{ApiKey, Id, PresenceKey, Teammate};
-use crate::presence::UserSlot;
+use crate::heartbeat::{Beat, Heartbeat};
+use crate::presence::{Registration, UserSlot};
 use crate::service::{Access, Principal, TeammatePatch};
 use crate::state::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 pub mod close_code {
@@ -29,7 +32,7 @@ pub mod close_code {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
-/// Who is on the socket and what it counts for. Kept small: an idle socket holds only this.
+/// Who is on the socket and what it counts for, as the handshake found it.
 pub struct SessionSetup {
     pub user_id: Option<Id>,
     /// The API key, for key sockets (boxed: user sockets, the many, pay one pointer).
@@ -42,7 +45,33 @@ pub struct SessionSetup {
     pub slot: UserSlot,
 }
 
-pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
+/// What an open socket holds between frames: everything an idle socket costs, besides the
+/// kernel's socket and the WebSocket's own buffers.
+struct Session {
+    socket: WebSocket,
+    state: AppState,
+    caller: SocketCaller,
+    project_id: Option<Id>,
+    registration: Option<Registration>,
+    /// The socket's place in the per-user and per-node limits, freed once it is uncounted.
+    slot: Option<UserSlot>,
+    heartbeat: Heartbeat,
+    last_heard: Instant,
+    limiter: RateLimiter,
+    subscriptions: Option<Box<Subscriptions>>,
+}
+
+/// Runs one agent socket until it closes.
+///
+/// Not an `async fn`: the session is built here, outside the future, and the future only owns
+/// it and borrows it. An `async fn` would keep its arguments and the locals they are moved into
+/// side by side in its state (rust-lang/rust#62958), and every idle socket's task would pay for
+/// both copies.
+pub fn run(
+    socket: WebSocket,
+    state: AppState,
+    setup: SessionSetup,
+) -> impl Future<Output = ()> + Send {
     let SessionSetup {
         user_id,
         api_key,
@@ -51,110 +80,150 @@ pub async fn run(mut socket: WebSocket, state: AppState, setup: SessionSetup) {
         keys,
         slot,
     } = setup;
-    let registration = if keys.is_empty() {
-        None
-    } else {
-        // Boxed here and below: a task's future is as large as its largest await, and every
-        // idle socket would otherwise pay for these rarely-taken paths.
-        Some(Box::pin(state.tracker.connect(keys, channel)).await)
+    let now = Instant::now();
+    let mut session = Session {
+        registration: (!keys.is_empty()).then(|| Registration::new(keys, channel)),
+        heartbeat: state.heartbeats.subscribe(),
+        socket,
+        state,
+        caller: SocketCaller { user_id, api_key },
+        project_id,
+        slot: Some(slot),
+        last_heard: now,
+        limiter: RateLimiter::new(now),
+        subscriptions: None,
     };
-    let heartbeat_every = state.config.heartbeat;
-    let stall_limit = heartbeat_every * 2;
-    let mut heartbeat = tokio::time::interval_at(
-        tokio::time::Instant::now() + heartbeat_every,
-        heartbeat_every,
-    );
-    let mut shutdown = state.shutdown.clone();
-    let mut last_heard = Instant::now();
-    let mut limiter = RateLimiter::new(last_heard);
-    let caller = SocketCaller { user_id, api_key };
-    let mut subscriptions: Option<Box<Subscriptions>> = None;
-    let closing = loop {
-        tokio::select! {
-            frame = topics::next(&mut subscriptions) => {
-                let Some(frame) = frame else {
-                    break Some((close_code::TRY_AGAIN_LATER, "slow consumer: resume with since"));
-                };
-                if send(&mut socket, stall_limit, Message::Text(frame)).await.is_err() {
-                    break None;
-                }
-            }
-            message = socket.recv() => {
-                let message = match message {
-                    None => break None,
-                    Some(Err(e)) => {
-                        if e.to_string().contains("Space limit exceeded") {
-                            break Some((close_code::TOO_BIG, "message too big"));
-                        }
-                        break None;
-                    }
-                    Some(Ok(message)) => message,
-                };
-                last_heard = Instant::now();
-                let text = match message {
-                    Message::Text(text) => Some(text),
-                    Message::Binary(_) => None,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Close(_) => break None,
-                };
-                match limiter.check(last_heard) {
-                    Verdict::Allow => {}
-                    Verdict::Limit => {
-                        let e = FrameError::new("rate_limited", "too many frames; slow down");
-                        if send(&mut socket, stall_limit, text_message(frames::error(&e, None))).await.is_err() {
-                            break None;
-                        }
-                        continue;
-                    }
-                    Verdict::Close => break Some((close_code::POLICY, "rate limit exceeded")),
-                }
-                let reply = match text {
-                    None => vec![frames::error(
-                        &FrameError::new("invalid_frame", "binary frames are not supported"),
-                        None,
-                    )],
-                    Some(text) => {
-                        Box::pin(handle(&state, &caller, &mut subscriptions, project_id, text.as_str()))
-                            .await
-                    }
-                };
-                let mut failed = false;
-                for frame in reply {
-                    if send(&mut socket, stall_limit, text_message(frame)).await.is_err() {
-                        failed = true;
-                        break;
-                    }
-                }
-                if failed {
-                    break None;
-                }
-            }
-            _ = heartbeat.tick() => {
-                if last_heard.elapsed() > heartbeat_every * 2 {
-                    break Some((close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
-                }
-                if caller.api_key.is_some() && !Box::pin(caller.still_valid(&state)).await {
-                    break Some((close_code::POLICY, "the API key was deleted"));
-                }
-                if send(&mut socket, stall_limit, text_message(frames::heartbeat("ping"))).await.is_err()
-                    || send(&mut socket, stall_limit, Message::Ping(Default::default())).await.is_err()
-                {
-                    break None;
-                }
-            }
-            _ = shutdown.changed() => break Some((close_code::RESTART, "node restarting")),
+    async move { session.serve().await }
+}
+
+/// What the session loop does after one wakeup.
+enum Flow {
+    Continue,
+    /// Close the socket, with this code and reason, or without a close frame (`None`: the
+    /// client is gone or stopped reading).
+    Close(Option<(u16, &'static str)>),
+}
+
+impl Session {
+    async fn serve(&mut self) {
+        if let Some(registration) = &self.registration {
+            // Boxed here and below: a task's future is as large as its largest await, and
+            // every idle socket would otherwise pay for these rarely-taken paths.
+            Box::pin(self.state.tracker.connect(registration)).await;
         }
-    };
-    let close_sent = match closing {
-        Some((code, reason)) => Box::pin(send_close(&mut socket, code, reason)).await,
-        None => false,
-    };
-    if let Some(registration) = registration {
-        Box::pin(state.tracker.disconnect(registration)).await;
+        let closing = loop {
+            let flow = tokio::select! {
+                frame = topics::next(&mut self.subscriptions) => match frame {
+                    None => Flow::Close(Some((close_code::TRY_AGAIN_LATER, "slow consumer: resume with since"))),
+                    Some(frame) => self.send(Message::Text(frame)).await,
+                },
+                message = self.socket.recv() => Box::pin(self.on_message(message)).await,
+                beat = self.heartbeat.next() => match beat {
+                    Beat::Beat => Box::pin(self.on_heartbeat()).await,
+                    Beat::Stopping => Flow::Close(Some((close_code::RESTART, "node restarting"))),
+                },
+            };
+            if let Flow::Close(closing) = flow {
+                break closing;
+            }
+        };
+        let close_sent = match closing {
+            Some((code, reason)) => Box::pin(send_close(&mut self.socket, code, reason)).await,
+            None => false,
+        };
+        if let Some(registration) = self.registration.take() {
+            Box::pin(self.state.tracker.disconnect(registration)).await;
+        }
+        self.slot = None;
+        if close_sent {
+            Box::pin(await_close_reply(&mut self.socket)).await;
+        }
     }
-    drop(slot);
-    if close_sent {
-        Box::pin(await_close_reply(&mut socket)).await;
+
+    /// A message from the client (or the end of the socket).
+    async fn on_message(&mut self, message: Option<Result<Message, axum::Error>>) -> Flow {
+        let message = match message {
+            None => return Flow::Close(None),
+            Some(Err(e)) if e.to_string().contains("Space limit exceeded") => {
+                return Flow::Close(Some((close_code::TOO_BIG, "message too big")));
+            }
+            Some(Err(_)) => return Flow::Close(None),
+            Some(Ok(message)) => message,
+        };
+        self.last_heard = Instant::now();
+        let text = match message {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+            Message::Close(_) => return Flow::Close(None),
+        };
+        match self.limiter.check(self.last_heard) {
+            Verdict::Allow => {}
+            Verdict::Limit => {
+                let e = FrameError::new("rate_limited", "too many frames; slow down");
+                return self.send(text_message(frames::error(&e, None))).await;
+            }
+            Verdict::Close => {
+                return Flow::Close(Some((close_code::POLICY, "rate limit exceeded")))
+            }
+        }
+        let reply = match text {
+            None => vec![frames::error(
+                &FrameError::new("invalid_frame", "binary frames are not supported"),
+                None,
+            )],
+            Some(text) => {
+                handle(
+                    &self.state,
+                    &self.caller,
+                    &mut self.subscriptions,
+                    self.project_id,
+                    text.as_str(),
+                )
+                .await
+            }
+        };
+        for frame in reply {
+            if let Flow::Close(closing) = self.send(text_message(frame)).await {
+                return Flow::Close(closing);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Every heartbeat interval: drop a silent client, re-check an API key, ping.
+    async fn on_heartbeat(&mut self) -> Flow {
+        let every = self.state.config.heartbeat;
+        if self.last_heard.elapsed() > every * 2 {
+            return Flow::Close(Some((close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout")));
+        }
+        if self.caller.api_key.is_some() && !self.caller.still_valid(&self.state).await {
+            return Flow::Close(Some((close_code::POLICY, "the API key was deleted")));
+        }
+        if let Flow::Close(closing) = self.send(text_message(frames::heartbeat("ping"))).await {
+            return Flow::Close(closing);
+        }
+        self.send(Message::Ping(Default::default())).await
+    }
+
+    /// Sends one message. A client that takes none for two heartbeat intervals (it stopped
+    /// reading, or vanished without a FIN) is given up on: otherwise the blocked send would
+    /// also stop the heartbeat that is meant to find such clients.
+    async fn send(&mut self, message: Message) -> Flow {
+        let limit = self.state.config.heartbeat * 2;
+        // Boxed: the timer would otherwise enlarge every idle socket's task (see `serve`).
+        let mut sending = Box::pin(self.socket.send(message));
+        // Most sends complete at once: only a send that has to wait gets a timer.
+        if let std::task::Poll::Ready(sent) = futures::poll!(sending.as_mut()) {
+            return match sent {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::Close(None),
+            };
+        }
+        match Box::pin(tokio::time::timeout(limit, sending)).await {
+            Ok(Ok(())) => Flow::Continue,
+            _ => Flow::Close(None),
+        }
     }
 }
 
@@ -198,22 +267,6 @@ async fn await_close_reply(socket: &mut WebSocket) {
         }
     })
     .await;
-}
-
-/// Sends one message. A client that takes none for `limit` (it stopped reading, or vanished
-/// without a FIN) is given up on: otherwise the blocked send would also stop the heartbeat that
-/// is meant to find such clients.
-async fn send(socket: &mut WebSocket, limit: Duration, message: Message) -> Result<(), ()> {
-    // Boxed: the timer would otherwise enlarge every idle socket's task (see `run`).
-    let mut sending = Box::pin(socket.send(message));
-    // Most sends complete at once: only a send that has to wait gets a timer.
-    if let std::task::Poll::Ready(sent) = futures::poll!(sending.as_mut()) {
-        return sent.map_err(drop);
-    }
-    match Box::pin(tokio::time::timeout(limit, sending)).await {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
 }
 
 fn text_message(text: String) -> Message {
