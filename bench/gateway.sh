@@ -14,6 +14,7 @@
 # redis_wait_replicas (the cluster then gets one replica per master).
 # With Redis, a second JSON line reports each Redis process's CPU seconds and commands during
 # the run, and the gateway nodes' CPU seconds.
+# GATEWAY=PATH runs another gateway binary (an older build, for A/B runs) instead of this one.
 # Builds the release binaries first. Every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,16 +59,16 @@ elif [ "$engine" = cluster ]; then
   export PRESENCE_REDIS_URL="redis+cluster://$(printf '127.0.0.1:%s,' "${rports[@]}" | sed 's/,$//')"
 fi
 nodes=1; case "$mode" in latency|fanout|idle) [ "$engine" != memory ] && nodes=2 ;; esac
-addrs=(); gpids=()
+addrs=(); gpids=(); gateway=${GATEWAY:-target/release/presence-gateway}
 for n in $(seq "$nodes"); do
   port=$(free_port); wrap=()
   # HEAPTRACK=FILE profiles the last (measured) node's heap; the binary must then use the C
   # library's malloc (built here with --features system-allocator).
   [ -n "${HEAPTRACK:-}" ] && [ "$n" = "$nodes" ] && wrap=(heaptrack -o "$HEAPTRACK")
-  PRESENCE_LISTEN="127.0.0.1:$port" "${wrap[@]}" target/release/presence-gateway >>"$tmp/gateway.log" 2>&1 &
+  PRESENCE_LISTEN="127.0.0.1:$port" "${wrap[@]}" "$gateway" >>"$tmp/gateway.log" 2>&1 &
   pid=$!; pids+=($pid)
   if [ ${#wrap[@]} -gt 0 ]; then
-    for _ in $(seq 100); do child=$(pgrep -P "$pid" -f target/release/presence-gateway) && break; sleep 0.1; done
+    for _ in $(seq 100); do child=$(pgrep -P "$pid" -f "$gateway") && break; sleep 0.1; done
     pid=$child
   fi
   gpids+=($pid); addrs+=("127.0.0.1:$port")
@@ -108,17 +109,18 @@ if [ "$mode" = quiet ]; then
 else
   timeout 600 target/release/loadtest --nodes "$(join "${addrs[@]}")" --gateway-pid "$(join "${gpids[@]}")" "${args[@]}"
 fi
-secs=$(echo "$(date +%s.%N) - $started" | bc)
+# bc prints .25 for 0.25: printf makes every number valid JSON.
+secs=$(printf '%.3f' "$(echo "$(date +%s.%N) - $started" | bc)")
 if [ "${#rports[@]}" -gt 0 ]; then
   shards=(); i=0
   for p in "${rports[@]}"; do
     role=$(redis-cli -p "$p" role | head -1)
-    cpu=$(echo "$(cpu_of "$(redis_pid_of "$p")") - ${cpu0[$p]}" | bc)
+    cpu=$(printf '%.2f' "$(echo "$(cpu_of "$(redis_pid_of "$p")") - ${cpu0[$p]}" | bc)")
     cmds=$(( $(commands_of "$p") - ${cmd0[$p]} ))
     evs=$(( $(scripts_of "$p") - ${evs0[$p]} ))
     shards+=("{\"port\":$p,\"role\":\"$role\",\"cpu_s\":$cpu,\"commands\":$cmds,\"evalsha\":$evs}")
   done
   gateways=()
-  for g in "${gpids[@]}"; do gateways+=("$(echo "$(cpu_of "$g") - ${gcpu0[$i]}" | bc)"); i=$((i + 1)); done
+  for g in "${gpids[@]}"; do gateways+=("$(printf '%.2f' "$(echo "$(cpu_of "$g") - ${gcpu0[$i]}" | bc)")"); i=$((i + 1)); done
   echo "{\"engine\":\"$engine\",\"partitions\":${PARTITIONS:-16},\"wait\":${WAIT:-0},\"secs\":$secs,\"redis\":[$(join "${shards[@]}")],\"gateway_cpu_s\":[$(join "${gateways[@]}")]}"
 fi
