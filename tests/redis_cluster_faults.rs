@@ -296,12 +296,16 @@ async fn master_killed_under_churn(wait_replicas: &str) {
          {right_after_kill:?} after the kill"
     );
     // With WAIT 1 the slot takes writes only once the old master is back as a replica, so the
-    // budget is for the default.
-    let budget = Duration::from_millis(NODE_TIMEOUT_MS + NODE_TTL_MS + 1000);
+    // budget is for the default. The budget (node timeout + TTL + 1 s from the kill) assumes the
+    // election takes about the node timeout; Redis adds a random 0.5-1 s election delay, and a
+    // loaded machine more (2.98 s once in CI). The gateway's own share is what it does after
+    // the failover: presence right within TTL + 1 s of it. Both are printed above.
+    let gateway_share = right_after_kill.saturating_sub(failed_over_in);
     if wait_replicas == "0" {
         assert!(
-            right_after_kill <= budget,
-            "presence right within node timeout + TTL + 1 s of the kill: {right_after_kill:?}"
+            gateway_share <= Duration::from_millis(NODE_TTL_MS + 1000),
+            "presence right within TTL + 1 s of the failover: {gateway_share:?} \
+             (failover {failed_over_in:?})"
         );
     }
     tokio::time::sleep(Duration::from_millis(1000)).await;
