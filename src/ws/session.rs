@@ -2,9 +2,9 @@
 //! uncounts it when it closes.
 //!
 //! One task per socket runs a single `select!` loop over the socket, its topics and the node's
-//! heartbeat clock (which also says when the node shuts down). An idle socket therefore costs one task (holding a
-//! [`Session`]) and the WebSocket's buffers, nothing more; docs/benchmarks.md has the profile,
-//! owner by owner.
+//! heartbeat clock (which also says when the node shuts down). An idle socket therefore costs
+//! one task (holding a [`Session`]) and the WebSocket's buffers, nothing more;
+//! docs/benchmarks.md has the profile, owner by owner.
 
 use super::frames::{self, frame_error, ClientFrame, FrameError};
 use super::rate::{RateLimiter, Verdict};
