@@ -1,6 +1,7 @@
 //! The HTTP surface: routers by API family, the shared state, and the middleware every request
 //! passes through (request id, trace span, metrics, body limit, panic guard).
 
+mod board;
 pub mod desk;
 pub mod dixa;
 mod docs;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ops::router())
         .merge(docs::router())
+        .merge(board::router())
         .merge(openapi::router())
         .merge(tiledesk::router())
         .merge(dixa::router())

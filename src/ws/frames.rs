@@ -15,6 +15,10 @@ pub enum ClientFrame {
         topic: String,
     },
     Heartbeat,
+    /// A heartbeat whose text is `pong`: a client answering the server's `ping`. It counts as
+    /// hearing from the client and is not answered, so that two peers that both answer
+    /// heartbeats do not bounce frames forever.
+    Pong,
     Availability(AvailabilityPayload),
 }
 
@@ -73,6 +77,7 @@ pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
         "unsubscribe" => Ok(ClientFrame::Unsubscribe {
             topic: typed(payload)?.topic,
         }),
+        "heartbeat" if payload["message"]["text"] == "pong" => Ok(ClientFrame::Pong),
         "heartbeat" => Ok(ClientFrame::Heartbeat),
         "availability" => {
             let p: AvailabilityPayload = serde_json::from_value(payload)
@@ -166,6 +171,10 @@ mod tests {
         assert_eq!(
             parse(r#"{"action":"heartbeat","payload":{"message":{"text":"ping"}}}"#),
             Ok(ClientFrame::Heartbeat)
+        );
+        assert_eq!(
+            parse(r#"{"action":"heartbeat","payload":{"message":{"text":"pong"}}}"#),
+            Ok(ClientFrame::Pong)
         );
         assert_eq!(
             parse(r#"{"action":"subscribe","payload":{"topic":"/p/project_users","since":"x"}}"#),
@@ -336,7 +345,10 @@ mod proptests {
                 Err(FrameError { code: "invalid_payload", .. })
             );
             match action.as_str() {
-                "heartbeat" => prop_assert_eq!(outcome, Ok(ClientFrame::Heartbeat)),
+                "heartbeat" => prop_assert!(
+                    matches!(outcome, Ok(ClientFrame::Heartbeat | ClientFrame::Pong)),
+                    "heartbeat: {:?}", outcome
+                ),
                 "publish" => prop_assert_eq!(outcome.unwrap_err().code, "forbidden"),
                 "subscribe" => {
                     let ok = matches!(outcome, Ok(ClientFrame::Subscribe { .. })) || refused_payload;
@@ -385,12 +397,16 @@ mod proptests {
             prop_assert_eq!(parse_checked(&text)?, Ok(ClientFrame::Unsubscribe { topic }));
         }
 
-        /// Any heartbeat is a heartbeat, and the server's own heartbeat frames parse as one.
+        /// Any heartbeat is a heartbeat, and the server's own heartbeat frames parse as one;
+        /// only the text `pong` makes it an answer.
         #[test]
         fn heartbeat_round_trips(text in any::<String>(), payload in json_value()) {
-            prop_assert_eq!(parse_checked(&heartbeat(&text))?, Ok(ClientFrame::Heartbeat));
+            let expected = if text == "pong" { ClientFrame::Pong } else { ClientFrame::Heartbeat };
+            prop_assert_eq!(parse_checked(&heartbeat(&text))?, Ok(expected));
+            let is_pong = payload["message"]["text"] == "pong";
             let frame = json!({"action": "heartbeat", "payload": payload}).to_string();
-            prop_assert_eq!(parse_checked(&frame)?, Ok(ClientFrame::Heartbeat));
+            let expected = if is_pong { ClientFrame::Pong } else { ClientFrame::Heartbeat };
+            prop_assert_eq!(parse_checked(&frame)?, Ok(expected));
         }
 
         #[test]

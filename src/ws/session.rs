@@ -284,6 +284,7 @@ async fn handle(
     match frames::parse(text) {
         Err(e) => vec![frames::error(&e, None)],
         Ok(ClientFrame::Heartbeat) => vec![frames::heartbeat("pong")],
+        Ok(ClientFrame::Pong) => Vec::new(),
         Ok(ClientFrame::Subscribe { topic, since }) => {
             topics::subscribe(state, caller, subscriptions, &topic, since.as_deref()).await
         }

@@ -134,6 +134,7 @@ fn build() -> Document {
     doc.merge(super::desk::ApiDoc::openapi());
     doc.merge(super::ops::ApiDoc::openapi());
     doc.merge(super::docs::ApiDoc::openapi());
+    doc.merge(super::board::ApiDoc::openapi());
     add_security_schemes(&mut doc);
     add_shared_responses(&mut doc);
     for (path, item) in doc.paths.paths.iter_mut() {

@@ -7,6 +7,7 @@ mod project_users;
 mod projects;
 mod subscriptions;
 mod team_query;
+mod teams;
 mod users;
 
 use crate::state::AppState;
@@ -21,6 +22,7 @@ use axum::Router;
     users::me,
     users::update,
     projects::create,
+    projects::list,
     projects::get,
     project_users::availables,
     project_users::list,
@@ -32,6 +34,7 @@ use axum::Router;
     project_users::update,
     project_users::remove,
     project_users::restore,
+    teams::list,
     keys::create,
     keys::list,
     keys::remove,
@@ -50,7 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/v3/auth/signup", post(auth::signup))
         .route("/v3/auth/signin", post(auth::signin))
         .route("/v3/users", get(users::me).put(users::update))
-        .route("/v3/projects", post(projects::create))
+        .route("/v3/projects", post(projects::create).get(projects::list))
         .route("/v3/projects/{pid}", get(projects::get))
         .route(
             "/v3/projects/{pid}/users/availables",
@@ -79,6 +82,7 @@ pub fn router() -> Router<AppState> {
             "/v3/{pid}/project_users/{puid}/restore",
             put(project_users::restore),
         )
+        .route("/v3/{pid}/teams", get(teams::list))
         .route("/v3/{pid}/keys", post(keys::create).get(keys::list))
         .route("/v3/{pid}/keys/{key_id}", delete(keys::remove))
         .route("/v3/{pid}/events", get(events::stream))

@@ -1,0 +1,249 @@
+// The team presence board (`/board`, CONTRACT §11) in Debian's Chromium, driven by
+// playwright-core (never a downloaded browser). Screenshots go to ARTIFACTS_DIR (default
+// clients/js/test-artifacts/), in light and dark.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { Gateway, PASSWORD, api, closeTab, newTeam, openTab, until } from './gateway.mjs';
+
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const ARTIFACTS =
+  process.env.ARTIFACTS_DIR ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test-artifacts');
+
+let browser;
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  // --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** A page with the console's errors collected (a board that throws fails its test). */
+async function openPage({ colorScheme = 'light' } = {}) {
+  const context = await browser.newContext({ colorScheme, viewport: { width: 1280, height: 720 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && page.errors.push(m.text()));
+  return page;
+}
+
+function boardUrl(gateway, token, pid) {
+  return `${gateway.url}/board#token=${encodeURIComponent(token)}&project=${pid}`;
+}
+
+const row = (page, userId) => page.locator(`[data-user-id="${userId}"]`);
+
+async function expectAttribute(page, userId, name, value, timeoutMs = 1_000) {
+  await page.waitForSelector(`[data-user-id="${userId}"][${name}="${value}"]`, {
+    state: 'attached',
+    timeout: timeoutMs,
+  });
+}
+
+describe('the board on the memory engine', () => {
+  let gateway;
+  let team;
+
+  before(async () => {
+    gateway = await new Gateway().start();
+    team = await newTeam(gateway.url, ['Bea', 'Carl']);
+  });
+  after(() => gateway.stop());
+
+  it('signs in through the form and picks the project', async () => {
+    const page = await openPage();
+    await page.goto(`${gateway.url}/board`);
+    await page.getByLabel('Email').fill(team.owner.email);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText('Wrong email or password.').waitFor();
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`[data-project-id="${team.pid}"]`).click();
+    await row(page, team.agents[0].id).waitFor();
+    assert.equal(await page.locator('#project-name').textContent(), 'Support');
+    // The token stays out of the address bar (and history): only the project is there.
+    assert.ok(!page.url().includes('token'), page.url());
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('shows an agent going online within 1 s and offline after the grace period', async () => {
+    const page = await openPage();
+    await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+    const bea = team.agents[0];
+    await expectAttribute(page, bea.id, 'data-presence', 'offline', 5_000);
+    await page.locator('#connection[data-state="live"]').waitFor();
+
+    const tab1 = await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'web' });
+    const tab2 = await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'mobile' });
+    await expectAttribute(page, bea.id, 'data-presence', 'online');
+    await until(async () => (await row(page, bea.id).textContent()).includes('mobile'), { what: 'two channels' });
+    assert.equal(await page.locator('#count-online').textContent(), '1');
+
+    await closeTab(tab1);
+    await new Promise((r) => setTimeout(r, 600)); // past the 300 ms grace
+    assert.equal(await row(page, bea.id).getAttribute('data-presence'), 'online', 'one tab is still open');
+    await closeTab(tab2);
+    // Offline after the grace period (300 ms), within 1 s of it.
+    await expectAttribute(page, bea.id, 'data-presence', 'offline', 1_300);
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('lets an admin toggle availability, and REST agrees', async () => {
+    const page = await openPage();
+    await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+    const carl = team.agents[1];
+    await expectAttribute(page, carl.id, 'data-available', 'true', 5_000);
+    const toggle = row(page, carl.id).locator('[data-action="toggle-availability"]');
+    await toggle.click();
+    await expectAttribute(page, carl.id, 'data-available', 'false');
+    const [rest] = await api(gateway.url, 'GET', `/v3/${team.pid}/project_users/users/${carl.id}`, {
+      token: team.owner.token,
+    });
+    assert.equal(rest.user_available, false);
+    // Keyboard: focus the toggle and press Enter.
+    await row(page, carl.id).locator('[data-action="toggle-availability"]').focus();
+    await page.keyboard.press('Enter');
+    await expectAttribute(page, carl.id, 'data-available', 'true');
+    const [again] = await api(gateway.url, 'GET', `/v3/${team.pid}/project_users/users/${carl.id}`, {
+      token: team.owner.token,
+    });
+    assert.equal(again.user_available, true);
+    // A change made elsewhere shows too.
+    await api(gateway.url, 'PUT', `/v3/${team.pid}/project_users/${carl.teammateId}`, {
+      token: team.owner.token,
+      body: { user_available: false, profileStatus: 'lunch' },
+    });
+    await expectAttribute(page, carl.id, 'data-available', 'false');
+    await until(async () => (await row(page, carl.id).textContent()).includes('lunch'), { what: 'profileStatus' });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('gives an agent no toggle', async () => {
+    const page = await openPage();
+    const bea = team.agents[0];
+    await page.goto(boardUrl(gateway, bea.token, team.pid));
+    await row(page, team.agents[1].id).waitFor();
+    await page.locator('#connection[data-state="live"]').waitFor();
+    // Give the role check time to finish: the toggles would appear after it.
+    await until(async () => (await page.locator('#actions-header').textContent()) === 'No actions', {
+      what: 'the role check',
+    });
+    assert.equal(await page.locator('[data-action="toggle-availability"]').count(), 0);
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('filters by Dixa team and by presence', async () => {
+    const [bea, carl] = team.agents;
+    const created = await fetch(`${gateway.url}/beta/teams`, {
+      method: 'POST',
+      headers: { Authorization: team.apiKey, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'Tier 1' }),
+    }).then((r) => r.json());
+    const tier1 = created.data.id;
+    const added = await fetch(`${gateway.url}/beta/teams/${tier1}/agents`, {
+      method: 'PATCH',
+      headers: { Authorization: team.apiKey, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ agentIds: [bea.id] }),
+    });
+    assert.equal(added.status, 200);
+    const page = await openPage();
+    await page.goto(boardUrl(gateway, team.apiKey, team.pid));
+    await row(page, carl.id).waitFor();
+    await page.locator(`#filter-team option[value="${tier1}"]`).waitFor({ state: 'attached' });
+    await page.getByLabel('Team').selectOption(tier1);
+    assert.equal(await row(page, bea.id).isVisible(), true);
+    assert.equal(await row(page, carl.id).isVisible(), false);
+    await page.getByLabel('Team').selectOption('');
+    const tab = await openTab(gateway.url, carl.token, { pid: team.pid });
+    await expectAttribute(page, carl.id, 'data-presence', 'online');
+    await page.getByLabel('Presence').selectOption('online');
+    assert.equal(await row(page, carl.id).isVisible(), true);
+    assert.equal(await row(page, bea.id).isVisible(), false);
+    // An admin API key gets the toggle too.
+    assert.ok((await page.locator('[data-action="toggle-availability"]').count()) > 0);
+    await closeTab(tab);
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('looks right in light and dark (screenshots)', async () => {
+    const [bea, carl] = team.agents;
+    const tabs = [
+      await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'web' }),
+      await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'mobile' }),
+    ];
+    await api(gateway.url, 'PUT', `/v3/${team.pid}/project_users/${bea.teammateId}`, {
+      token: team.owner.token,
+      body: { max_served_chat: 2, number_assigned_requests: 2 },
+    });
+    for (const colorScheme of ['light', 'dark']) {
+      const page = await openPage({ colorScheme });
+      await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+      await expectAttribute(page, bea.id, 'data-presence', 'online', 5_000);
+      await row(page, carl.id).waitFor();
+      await page.locator('#connection[data-state="live"]').waitFor();
+      await page.screenshot({ path: path.join(ARTIFACTS, `board-${colorScheme}.png`), fullPage: true });
+      assert.deepEqual(page.errors, []);
+      await page.context().close();
+    }
+    const page = await openPage();
+    await page.goto(`${gateway.url}/board`);
+    await page.getByLabel('Email').waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'board-signin.png') });
+    await page.context().close();
+    for (const tab of tabs) await closeTab(tab);
+  });
+});
+
+describe('the board on the Redis engine', () => {
+  it('recovers by itself after the gateway restarts, and keeps updating', async () => {
+    const gateway = await new Gateway({ redis: true }).start();
+    try {
+      const team = await newTeam(gateway.url, ['Dana']);
+      const dana = team.agents[0];
+      const page = await openPage();
+      await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+      await page.locator('#connection[data-state="live"]').waitFor();
+      await expectAttribute(page, dana.id, 'data-available', 'true', 5_000);
+
+      await gateway.kill();
+      await page.locator('#connection[data-state="reconnecting"]').waitFor({ timeout: 5_000 });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'board-reconnecting.png') });
+      // A change made while the gateway is down... (through a second node on the same Redis)
+      const other = await new Gateway({ redis: true, prefix: gateway.prefix }).start();
+      await api(other.url, 'PUT', `/v3/${team.pid}/project_users/${dana.teammateId}`, {
+        token: team.owner.token,
+        body: { user_available: false },
+      });
+      await other.stop();
+      await gateway.start();
+      // ...is caught up on after the reconnection, and live updates follow.
+      await page.locator('#connection[data-state="live"]').waitFor({ timeout: 10_000 });
+      await expectAttribute(page, dana.id, 'data-available', 'false');
+      const tab = await openTab(gateway.url, dana.token, { pid: team.pid });
+      await expectAttribute(page, dana.id, 'data-presence', 'online');
+      await closeTab(tab);
+      assert.deepEqual(
+        page.errors.filter((e) => !e.includes('WebSocket') && !e.includes('ERR_CONNECTION_REFUSED')),
+        [],
+      );
+      await page.context().close();
+    } finally {
+      await gateway.stop();
+    }
+  });
+});

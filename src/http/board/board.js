@@ -1,0 +1,473 @@
+// The team presence board (CONTRACT §11), built on the client library served beside it.
+//
+// The credential comes from the URL fragment (`#token=...&project=...`), or from the sign-in
+// form, which keeps it in sessionStorage so that it does not sit in the browser's history.
+// The board's socket observes (`presence=false`): a supervisor watching is not "online".
+
+import { AuthError, PresenceClient, RequestError, isOnline, userOf } from '/board/index.js';
+
+const TOKEN_KEY = 'presence-board-token';
+const $ = (id) => document.getElementById(id);
+
+/** Everything about the board that is open now; null on the sign-in and picker screens. */
+let current = null;
+
+window.addEventListener('hashchange', route);
+$('signin-form').addEventListener('submit', signIn);
+$('sign-out').addEventListener('click', signOut);
+$('switch-project').addEventListener('click', () => navigate({ project: null }));
+$('filter-team').addEventListener('change', () => current?.renderAll());
+$('filter-presence').addEventListener('change', () => current?.renderAll());
+$('filters').addEventListener('submit', (e) => e.preventDefault());
+document.addEventListener('visibilitychange', () => current?.visibility());
+
+function fragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  return { token: params.get('token'), project: params.get('project') };
+}
+
+function credential() {
+  return fragment().token ?? sessionStorage.getItem(TOKEN_KEY);
+}
+
+/** Rewrites the fragment (keeping a token that came in it) and routes. */
+function navigate({ project }) {
+  const params = new URLSearchParams();
+  const { token } = fragment();
+  if (token) params.set('token', token);
+  if (project) params.set('project', project);
+  location.hash = params.toString();
+}
+
+function show(screen) {
+  for (const id of ['signin', 'picker', 'board']) $(id).hidden = id !== screen;
+  const signedIn = screen !== 'signin';
+  $('sign-out').hidden = !signedIn;
+  $('switch-project').hidden = screen !== 'board' || Boolean(fragment().token && fragment().project);
+}
+
+function notice(text) {
+  $('notice').textContent = text ?? '';
+  $('notice').hidden = !text;
+}
+
+async function route() {
+  current?.stop();
+  current = null;
+  notice(null);
+  setConnection('idle', 'Not connected');
+  $('project-name').textContent = '';
+  const token = credential();
+  const { project } = fragment();
+  if (!token) {
+    show('signin');
+    $('email').focus();
+    return;
+  }
+  if (!project) return pickProject(token);
+  show('board');
+  current = new Board(token, project);
+  current.start();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const email = $('email').value.trim();
+  const password = $('password').value;
+  $('signin-error').textContent = '';
+  if (!email || !password) {
+    $('signin-error').textContent = 'Enter your email and password.';
+    return;
+  }
+  $('signin-submit').disabled = true;
+  try {
+    const response = await fetch('/v3/auth/signin', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email, password }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      $('signin-error').textContent =
+        response.status === 401 ? 'Wrong email or password.' : body.msg ?? `Sign-in failed (${response.status}).`;
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, body.token);
+    $('password').value = '';
+    route();
+  } catch {
+    $('signin-error').textContent = 'The gateway cannot be reached.';
+  } finally {
+    $('signin-submit').disabled = false;
+  }
+}
+
+function signOut() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  history.replaceState(null, '', location.pathname);
+  route();
+}
+
+async function pickProject(token) {
+  show('picker');
+  const client = new PresenceClient({ url: location.origin, token });
+  const list = $('project-list');
+  list.replaceChildren();
+  let memberships;
+  try {
+    memberships = await client.request('GET', '/v3/projects');
+  } catch (e) {
+    if (e.status === 401) return expired();
+    notice(
+      e.status === 403
+        ? 'An API key belongs to one project: open the board with #token=…&project=<project id>.'
+        : `Cannot list your projects: ${e.message}`,
+    );
+    return;
+  }
+  $('picker-empty').hidden = memberships.length > 0;
+  for (const membership of memberships) {
+    const item = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'project';
+    button.dataset.projectId = membership.id_project.id;
+    button.append(text('span', membership.id_project.name, 'project-title'), text('span', membership.role, 'badge'));
+    button.addEventListener('click', () => navigate({ project: membership.id_project.id }));
+    item.append(button);
+    list.append(item);
+  }
+  list.querySelector('button')?.focus();
+}
+
+function expired() {
+  sessionStorage.removeItem(TOKEN_KEY);
+  history.replaceState(null, '', location.pathname);
+  route();
+  notice('The credential was refused: sign in again.');
+}
+
+function setConnection(state, label) {
+  $('connection').dataset.state = state;
+  $('connection-text').textContent = label;
+}
+
+/** One open board: its client, team view, teams, and rendering. */
+class Board {
+  constructor(token, projectId) {
+    this.projectId = projectId;
+    this.client = new PresenceClient({
+      url: location.origin,
+      token,
+      projectId,
+      presence: false,
+      channel: 'board',
+    });
+    this.canToggle = false;
+    this.teams = [];
+    this.teamsOf = new Map();
+    this.rows = new Map();
+  }
+
+  async start() {
+    this.client.on('state', (change) => this.connectionChanged(change));
+    this.client.on('error', (error) => {
+      if (error instanceof AuthError) expired();
+      else if (error.status) notice(error.message);
+    });
+    this.team = this.client.team(this.projectId);
+    this.team.on('snapshot', () => {
+      this.renderAll();
+      this.loadTeams();
+    });
+    this.team.on('update', (teammate, { event, removed }) => {
+      if (removed) this.removeRow(teammate);
+      else this.renderRow(teammate);
+      this.renderSummary();
+      if (event?.type === 'project_user.update') this.loadTeamsSoon();
+    });
+    this.team.on('error', (error) => notice(`The team cannot be shown: ${error.message}`));
+    this.ticker = setInterval(() => this.refreshTimes(), 15_000);
+    this.client.connect();
+    await Promise.all([this.loadProject(), this.loadRole()]);
+  }
+
+  stop() {
+    clearInterval(this.ticker);
+    clearTimeout(this.teamsTimer);
+    this.client.close();
+    $('rows').replaceChildren();
+  }
+
+  /** Hidden tab: close the socket (nothing to draw); shown again: reconnect and catch up. */
+  visibility() {
+    if (document.hidden) {
+      this.paused = true;
+      this.client.close();
+      setConnection('paused', 'Paused while the tab is hidden');
+    } else if (this.paused) {
+      this.paused = false;
+      this.client.connect();
+      this.loadTeams();
+    }
+  }
+
+  connectionChanged({ state, delayMs }) {
+    if (state === 'connected') setConnection('live', 'Live');
+    else if (state === 'connecting') setConnection('connecting', 'Connecting…');
+    else if (state === 'reconnecting') {
+      const seconds = delayMs ? ` in ${Math.max(1, Math.round(delayMs / 1000))} s` : '';
+      setConnection('reconnecting', `Reconnecting${seconds}…`);
+    } else if (!this.paused) setConnection('closed', 'Disconnected');
+  }
+
+  async loadProject() {
+    try {
+      const project = await this.client.request('GET', `/v3/projects/${this.projectId}`);
+      $('project-name').textContent = project.name;
+      document.title = `${project.name} · Team presence`;
+    } catch (e) {
+      if (e.status === 401) expired();
+      else if (e.status === 403 || e.status === 404 || e.status === 400) {
+        notice(`This project cannot be shown: ${e.message}`);
+      }
+    }
+  }
+
+  /** Admins and owners get the availability toggle; an API key is admin if it may list keys. */
+  async loadRole() {
+    let admin = false;
+    try {
+      const [me] = await this.client.request('GET', `/v3/${this.projectId}/project_users/me`);
+      admin = me?.role === 'admin' || me?.role === 'owner';
+    } catch (e) {
+      if (e instanceof RequestError && e.status === 403) {
+        admin = await this.client
+          .request('GET', `/v3/${this.projectId}/keys`)
+          .then(() => true)
+          .catch(() => false);
+      }
+    }
+    this.canToggle = admin;
+    $('actions-header').firstElementChild.textContent = admin ? 'Actions' : 'No actions';
+    this.renderAll();
+  }
+
+  async loadTeams() {
+    try {
+      this.teams = await this.client.request('GET', `/v3/${this.projectId}/teams`);
+    } catch {
+      return;
+    }
+    this.teamsOf = new Map();
+    for (const team of this.teams) {
+      for (const userId of team.members) {
+        if (!this.teamsOf.has(userId)) this.teamsOf.set(userId, new Set());
+        this.teamsOf.get(userId).add(team.id);
+      }
+    }
+    const select = $('filter-team');
+    const chosen = select.value;
+    select.replaceChildren(new Option('All teams', ''));
+    for (const team of this.teams) select.append(new Option(team.name, team.id));
+    select.value = this.teams.some((t) => t.id === chosen) ? chosen : '';
+    this.renderAll();
+  }
+
+  /** Team membership changes arrive as `project_user.update` events: re-read, once. */
+  loadTeamsSoon() {
+    clearTimeout(this.teamsTimer);
+    this.teamsTimer = setTimeout(() => this.loadTeams(), 300);
+  }
+
+  matches(teammate) {
+    const team = $('filter-team').value;
+    const presence = $('filter-presence').value;
+    if (team && !this.teamsOf.get(userOf(teammate))?.has(team)) return false;
+    if (presence && teammate.presence?.status !== presence) return false;
+    return true;
+  }
+
+  renderAll() {
+    if (!this.team) return;
+    const rows = $('rows');
+    const sorted = this.team.list().sort(byPresenceThenName);
+    const wanted = new Set(sorted.map((t) => t._id));
+    for (const [id, row] of this.rows) {
+      if (!wanted.has(id)) {
+        row.remove();
+        this.rows.delete(id);
+      }
+    }
+    for (const teammate of sorted) rows.append(this.row(teammate));
+    this.renderSummary();
+  }
+
+  renderRow(teammate) {
+    const existed = this.rows.has(teammate._id);
+    const row = this.row(teammate);
+    if (!existed) $('rows').append(row);
+  }
+
+  removeRow(teammate) {
+    this.rows.get(teammate._id)?.remove();
+    this.rows.delete(teammate._id);
+  }
+
+  renderSummary() {
+    const all = this.team.list();
+    const online = all.filter(isOnline);
+    $('count-online').textContent = online.length;
+    $('count-available').textContent = online.filter((t) => t.user_available).length;
+    $('count-busy').textContent = all.filter((t) => t.isBusy).length;
+    $('count-total').textContent = all.length;
+    const shown = [...this.rows.values()].filter((row) => !row.hidden).length;
+    $('empty').hidden = shown > 0;
+  }
+
+  refreshTimes() {
+    for (const [id, row] of this.rows) {
+      const teammate = this.team.get(id);
+      if (teammate) row.querySelector('.last-seen').replaceChildren(lastSeen(teammate));
+    }
+  }
+
+  /** The teammate's row, created or brought up to date. */
+  row(teammate) {
+    let row = this.rows.get(teammate._id);
+    if (!row) {
+      row = document.createElement('tr');
+      this.rows.set(teammate._id, row);
+    }
+    const user = teammate.id_user ?? {};
+    const online = isOnline(teammate);
+    const presence = teammate.presence ?? {};
+    row.dataset.userId = userOf(teammate);
+    row.dataset.teammateId = teammate._id;
+    row.dataset.presence = online ? 'online' : 'offline';
+    row.dataset.available = String(Boolean(teammate.user_available));
+    row.hidden = !this.matches(teammate);
+    const name = [user.firstname, user.lastname].filter(Boolean).join(' ') || user.email || 'Unknown';
+    const reconnecting = online && presence.connections === 0;
+    row.replaceChildren(
+      cell(text('span', name, 'name'), text('span', user.email ?? '', 'email')),
+      cell(text('span', teammate.role, 'badge role')),
+      cell(
+        status(
+          online ? 'online' : 'offline',
+          reconnecting ? 'Online (reconnecting)' : online ? 'Online' : 'Offline',
+        ),
+      ),
+      cell(
+        status(teammate.user_available ? 'available' : 'away', teammate.user_available ? 'Available' : 'Unavailable'),
+        teammate.profileStatus ? text('span', teammate.profileStatus, 'profile-status') : '',
+      ),
+      cell(
+        text('span', `${teammate.number_assigned_requests ?? 0} / ${teammate.max_served_chat || '∞'}`, 'chats'),
+        teammate.isBusy ? text('span', 'Busy', 'badge busy') : '',
+      ),
+      cell(
+        text('span', String(presence.connections ?? 0), 'connections'),
+        ...(presence.channels ?? []).map((c) => text('span', c, 'chip')),
+      ),
+      cellWith('last-seen', lastSeen(teammate)),
+      cell(this.canToggle ? this.toggle(teammate, name) : ''),
+    );
+    return row;
+  }
+
+  toggle(teammate, name) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'toggle';
+    button.dataset.action = 'toggle-availability';
+    const available = Boolean(teammate.user_available);
+    button.textContent = available ? 'Set unavailable' : 'Set available';
+    button.setAttribute('aria-label', `${button.textContent}: ${name}`);
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        await this.client.request('PUT', `/v3/${this.projectId}/project_users/${teammate._id}`, {
+          user_available: !available,
+        });
+        notice(null);
+      } catch (e) {
+        notice(`Could not change ${name}'s availability: ${e.message}`);
+        button.disabled = false;
+      }
+      // The row is redrawn by the event the change produces.
+    });
+    return button;
+  }
+}
+
+function byPresenceThenName(a, b) {
+  const online = Number(isOnline(b)) - Number(isOnline(a));
+  if (online) return online;
+  const name = (t) => `${t.id_user?.firstname ?? ''} ${t.id_user?.lastname ?? ''} ${t.id_user?.email ?? ''}`;
+  return name(a).localeCompare(name(b));
+}
+
+function text(tag, content, className) {
+  const element = document.createElement(tag);
+  element.textContent = content;
+  if (className) element.className = className;
+  return element;
+}
+
+function cell(...children) {
+  const td = document.createElement('td');
+  td.append(...children);
+  return td;
+}
+
+function cellWith(className, ...children) {
+  const td = cell(...children);
+  td.className = className;
+  return td;
+}
+
+/** A status with a shape and a word, so that it never rests on colour alone. */
+function status(kind, label) {
+  const span = document.createElement('span');
+  span.className = `status status-${kind}`;
+  span.append(text('span', '', 'status-mark'), text('span', label, 'status-label'));
+  span.firstChild.setAttribute('aria-hidden', 'true');
+  return span;
+}
+
+const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });
+
+function lastSeen(teammate) {
+  const presence = teammate.presence ?? {};
+  if (isOnline(teammate) && presence.connections > 0) return text('span', 'now', 'time');
+  const at = presence.lastSeenAt;
+  if (!at) return text('span', 'never', 'time muted');
+  const time = document.createElement('time');
+  time.dateTime = at;
+  time.title = new Date(at).toLocaleString();
+  time.textContent = ago(Date.parse(at));
+  return time;
+}
+
+function ago(then) {
+  const seconds = Math.round((then - Date.now()) / 1000);
+  const steps = [
+    [60, 'second'],
+    [60, 'minute'],
+    [24, 'hour'],
+    [7, 'day'],
+    [Infinity, 'week'],
+  ];
+  let value = seconds;
+  for (const [size, unit] of steps) {
+    if (Math.abs(value) < size) {
+      return unit === 'second' && Math.abs(value) < 10 ? 'just now' : relative.format(value, unit);
+    }
+    value = Math.round(value / size);
+  }
+  return relative.format(value, 'week');
+}
+
+// Last, so that every declaration above is initialised.
+route();
