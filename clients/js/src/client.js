@@ -232,7 +232,9 @@ export class PresenceClient extends Emitter {
     if (!this.fetch) return false;
     let status;
     try {
-      const response = await this.fetch(this.#socketUrl().replace(/^ws/, 'http'));
+      const response = await this.fetch(this.#socketUrl().replace(/^ws/, 'http'), {
+        signal: AbortSignal.timeout(this.options.connectTimeoutMs),
+      });
       status = response.status;
       const body = await response.json().catch(() => ({}));
       if (status === 401) return this.#fail(new AuthError(body.msg ?? 'invalid credentials'), true);

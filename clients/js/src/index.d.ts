@@ -157,6 +157,8 @@ export declare class TeamPresence extends Emitter<TeamEvents> {
   get(teammateId: string): Teammate | undefined;
   byUser(userId: string): Teammate | undefined;
   list(): Teammate[];
+  /** Re-reads connection counts and channels over REST (they change without events); resolves with how many changed. */
+  refreshConnections(): Promise<number>;
 }
 
 export declare function isOnline(teammate: Teammate | undefined): boolean;

@@ -23,6 +23,7 @@ import { Emitter } from './emitter.js';
 export class TeamPresence extends Emitter {
   constructor(client, projectId) {
     super();
+    this.client = client;
     this.projectId = projectId;
     this.topic = `/${projectId}/project_users`;
     /** @type {Map<string, object>} teammate id -> teammate JSON */
@@ -34,6 +35,37 @@ export class TeamPresence extends Emitter {
       onEvent: (event) => this.#event(event),
       onError: (error) => this.emit('error', error),
     });
+  }
+
+  /**
+   * Re-reads the teammates' connection counts and channels over REST. Opening a second tab
+   * or closing one of two is not an event (the teammate stays online), so these two figures
+   * are only as fresh as the last refresh. Only they are taken, and only where the presence
+   * status agrees with the live state: a REST answer may be older than the last event.
+   * Resolves with the number of teammates whose figures changed.
+   */
+  async refreshConnections() {
+    const current = await this.client.request('GET', `/v3/${this.projectId}/project_users`);
+    let changed = 0;
+    for (const fresh of current ?? []) {
+      const teammate = this.teammates.get(fresh._id);
+      const live = teammate?.presence;
+      const read = fresh.presence;
+      if (!live || !read || live.status !== read.status) continue;
+      const fields = [];
+      if (live.connections !== read.connections) fields.push('connections');
+      if (!sameSet(live.channels, read.channels)) fields.push('channels');
+      if (!fields.length) continue;
+      const updated = {
+        ...teammate,
+        presence: { ...live, connections: read.connections, channels: read.channels },
+      };
+      this.teammates.set(fresh._id, updated);
+      changed += 1;
+      this.emit('change', updated, { previous: teammate, fields, event: null });
+      this.emit('update', updated, { previous: teammate, event: null });
+    }
+    return changed;
   }
 
   /** Stops following the team. */

@@ -4,9 +4,11 @@
 // form, which keeps it in sessionStorage so that it does not sit in the browser's history.
 // The board's socket observes (`presence=false`): a supervisor watching is not "online".
 
-import { AuthError, PresenceClient, RequestError, isOnline, userOf } from '/board/index.js';
+import { AuthError, PresenceClient, isOnline, userOf } from '/board/index.js';
 
 const TOKEN_KEY = 'presence-board-token';
+/** How often connection counts and channels are re-read (they change without events). */
+const CONNECTIONS_REFRESH_MS = 3_000;
 const $ = (id) => document.getElementById(id);
 
 /** Everything about the board that is open now; null on the sign-in and picker screens. */
@@ -149,6 +151,7 @@ function expired() {
 
 function setConnection(state, label) {
   $('connection').dataset.state = state;
+  document.body.dataset.connection = state;
   $('connection-text').textContent = label;
 }
 
@@ -188,12 +191,14 @@ class Board {
     });
     this.team.on('error', (error) => notice(`The team cannot be shown: ${error.message}`));
     this.ticker = setInterval(() => this.refreshTimes(), 15_000);
+    this.refresher = setInterval(() => this.refreshConnections(), CONNECTIONS_REFRESH_MS);
     this.client.connect();
     await Promise.all([this.loadProject(), this.loadRole()]);
   }
 
   stop() {
     clearInterval(this.ticker);
+    clearInterval(this.refresher);
     clearTimeout(this.teamsTimer);
     this.client.close();
     $('rows').replaceChildren();
@@ -210,6 +215,12 @@ class Board {
       this.client.connect();
       this.loadTeams();
     }
+  }
+
+  /** Connection counts and channels change without events: re-read them while shown. */
+  refreshConnections() {
+    if (this.paused || this.client.state !== 'connected' || !this.team.ready) return;
+    this.team.refreshConnections().catch(() => {});
   }
 
   connectionChanged({ state, delayMs }) {
@@ -234,19 +245,18 @@ class Board {
     }
   }
 
-  /** Admins and owners get the availability toggle; an API key is admin if it may list keys. */
+  /**
+   * Admins and owners get the availability toggle. A user's role is on its teammate; an API
+   * key has no teammate, and is an admin key if it may list the project's keys.
+   */
   async loadRole() {
+    const request = (route) => this.client.request('GET', route);
     let admin = false;
-    try {
-      const [me] = await this.client.request('GET', `/v3/${this.projectId}/project_users/me`);
+    if (isJwt(this.client.options.token)) {
+      const [me] = await request(`/v3/${this.projectId}/project_users/me`).catch(() => []);
       admin = me?.role === 'admin' || me?.role === 'owner';
-    } catch (e) {
-      if (e instanceof RequestError && e.status === 403) {
-        admin = await this.client
-          .request('GET', `/v3/${this.projectId}/keys`)
-          .then(() => true)
-          .catch(() => false);
-      }
+    } else {
+      admin = await request(`/v3/${this.projectId}/keys`).then(() => true, () => false);
     }
     this.canToggle = admin;
     $('actions-header').firstElementChild.textContent = admin ? 'Actions' : 'No actions';
@@ -350,7 +360,7 @@ class Board {
     const name = [user.firstname, user.lastname].filter(Boolean).join(' ') || user.email || 'Unknown';
     const reconnecting = online && presence.connections === 0;
     row.replaceChildren(
-      cell(text('span', name, 'name'), text('span', user.email ?? '', 'email')),
+      cell(text('span', name, 'name'), withTitle(text('span', user.email ?? '', 'email'), user.email)),
       cell(text('span', teammate.role, 'badge role')),
       cell(
         status(
@@ -363,12 +373,16 @@ class Board {
         teammate.profileStatus ? text('span', teammate.profileStatus, 'profile-status') : '',
       ),
       cell(
-        text('span', `${teammate.number_assigned_requests ?? 0} / ${teammate.max_served_chat || '∞'}`, 'chats'),
-        teammate.isBusy ? text('span', 'Busy', 'badge busy') : '',
+        stack(
+          text('span', `${teammate.number_assigned_requests ?? 0} / ${teammate.max_served_chat || '∞'}`, 'chats'),
+          teammate.isBusy ? text('span', 'Busy', 'badge busy') : '',
+        ),
       ),
       cell(
-        text('span', String(presence.connections ?? 0), 'connections'),
-        ...(presence.channels ?? []).map((c) => text('span', c, 'chip')),
+        stack(
+          text('span', String(presence.connections ?? 0), 'connections'),
+          ...[...(presence.channels ?? [])].sort().map((c) => text('span', c, 'chip')),
+        ),
       ),
       cellWith('last-seen', lastSeen(teammate)),
       cell(this.canToggle ? this.toggle(teammate, name) : ''),
@@ -401,6 +415,11 @@ class Board {
   }
 }
 
+/** A JWT (bare, or as `JWT ...` / `Bearer ...`) rather than an API key. */
+function isJwt(token) {
+  return /^((JWT|Bearer) )?[\w-]+\.[\w-]+\.[\w-]+$/.test(token);
+}
+
 function byPresenceThenName(a, b) {
   const online = Number(isOnline(b)) - Number(isOnline(a));
   if (online) return online;
@@ -419,6 +438,18 @@ function cell(...children) {
   const td = document.createElement('td');
   td.append(...children);
   return td;
+}
+
+function withTitle(element, title) {
+  if (title) element.title = title;
+  return element;
+}
+
+function stack(...children) {
+  const div = document.createElement('div');
+  div.className = 'stack';
+  div.append(...children);
+  return div;
 }
 
 function cellWith(className, ...children) {
