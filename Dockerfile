@@ -10,12 +10,14 @@ FROM rust:1.95-bookworm AS builder
 WORKDIR /build
 
 # The workspace has two members, "." and "loadtest". Both manifests and sources must be present
-# for cargo to resolve it, even though only the gateway is built. config/default.toml is
-# compiled into the binary (include_str!).
+# for cargo to resolve it, even though only the gateway is built. config/default.toml and the
+# board's client library (clients/js/src, served at /board/) are compiled into the binary
+# (include_str!).
 COPY Cargo.toml Cargo.lock ./
 COPY loadtest/Cargo.toml loadtest/Cargo.toml
 COPY loadtest/src loadtest/src
 COPY config config
+COPY clients/js/src clients/js/src
 COPY src src
 
 # The same build as `cargo build --release` in the README, pinned to Cargo.lock. The target

@@ -9,10 +9,11 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 
 /// Operations that take a user's credentials only (an API key has no user: 403).
-const USER_ONLY: [(&str, &str); 5] = [
+const USER_ONLY: [(&str, &str); 6] = [
     ("get", "/v3/users"),
     ("put", "/v3/users"),
     ("post", "/v3/projects"),
+    ("get", "/v3/projects"),
     ("get", "/v3/{pid}/project_users/me"),
     ("put", "/v3/{pid}/project_users"),
 ];
