@@ -26,6 +26,8 @@ async fn the_board_and_its_assets_are_served(engine: Engine) {
     // Every module the page loads, and the ones they import, are there.
     for file in [
         "board.js",
+        "team-board.js",
+        "ui.js",
         "board.css",
         "icon.svg",
         "index.js",

@@ -6,6 +6,8 @@
 //! dev dependencies with `npm ci` on first run. The suites start their own gateways, on the
 //! memory engine or on the shared Redis under unique key prefixes.
 
+mod common;
+
 use std::path::PathBuf;
 use tokio::process::Command;
 use tokio::sync::OnceCell;
@@ -19,20 +21,7 @@ async fn install() {
     static INSTALLED: OnceCell<()> = OnceCell::const_new();
     INSTALLED
         .get_or_init(|| async {
-            if js_dir().join("node_modules/playwright-core").exists() {
-                return;
-            }
-            let output = Command::new("npm")
-                .args(["ci", "--no-audit", "--no-fund"])
-                .current_dir(js_dir())
-                .output()
-                .await
-                .expect("npm is on PATH");
-            assert!(
-                output.status.success(),
-                "npm ci failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            common::node::npm_ci_unless_installed(&js_dir(), "playwright-core").await
         })
         .await;
 }
@@ -63,7 +52,7 @@ async fn suite(file: &str, tests: usize) {
 
 #[tokio::test]
 async fn the_client_library_suite_passes() {
-    suite("test/client.test.mjs", 11).await;
+    suite("test/client.test.mjs", 12).await;
 }
 
 #[tokio::test]
@@ -77,5 +66,5 @@ async fn the_board_works_in_chromium() {
         std::path::Path::new("/usr/bin/chromium").exists(),
         "the board suite needs Debian's Chromium: apt-get install chromium"
     );
-    suite("test/board.test.mjs", 7).await;
+    suite("test/board.test.mjs", 9).await;
 }

@@ -283,7 +283,9 @@ const ROUTES: &[Row] = &[
         User,
         200,
     ),
+    http("GET", "/v3/projects", None, User, 200),
     http("GET", "/v3/projects/{pid}", None, Member(RAgent), 200),
+    http("GET", "/v3/{pid}/teams", None, Member(RAgent), 200),
     http(
         "GET",
         "/v3/projects/{pid}/users/availables",
@@ -461,6 +463,9 @@ const ROUTES: &[Row] = &[
     http("GET", "/openapi.json", None, Public, 200),
     http("GET", "/docs", None, Public, 200),
     http("GET", "/docs/{docs_file}", None, Public, 200),
+    // The board (src/http/board/mod.rs)
+    http("GET", "/board", None, Public, 200),
+    http("GET", "/board/{board_file}", None, Public, 200),
     // Agent socket (src/ws/mod.rs)
     socket("/ws", Credential),
     socket("/", Credential),
@@ -716,6 +721,7 @@ impl World {
         match name {
             "pid" => self.pid.clone(),
             "docs_file" => "swagger-ui.css".to_string(),
+            "board_file" => "client.js".to_string(),
             "target" => self.target_puid.clone(),
             "target_user" => self.target.id.clone(),
             "signin_email" => self.target.email.clone(),

@@ -18,27 +18,11 @@ fn js_dir() -> PathBuf {
 /// client is not installed yet.
 async fn install_client() {
     static INSTALLED: OnceCell<()> = OnceCell::const_new();
-    INSTALLED.get_or_init(npm_ci).await;
-}
-
-async fn npm_ci() {
-    if js_dir()
-        .join("node_modules/@tiledesk/tiledesk-client")
-        .exists()
-    {
-        return;
-    }
-    let output = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(js_dir())
-        .output()
-        .await
-        .expect("npm is on PATH");
-    assert!(
-        output.status.success(),
-        "npm ci failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    INSTALLED
+        .get_or_init(|| async {
+            common::node::npm_ci_unless_installed(&js_dir(), "@tiledesk/tiledesk-client").await
+        })
+        .await;
 }
 
 async fn the_tiledesk_client_works(engine: Engine) {

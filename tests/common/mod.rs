@@ -6,6 +6,7 @@
 pub mod chaos;
 pub mod cluster;
 pub mod jwt;
+pub mod node;
 pub mod receiver;
 pub mod routes;
 

@@ -221,7 +221,7 @@ export class PresenceClient extends Emitter {
     // half, so that the agents of a restarted gateway do not come back all at once.
     const delayMs = Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
     this.attempt += 1;
-    this.#setState(States.reconnecting, { attempt: this.attempt, delayMs, reason, code });
+    this.#setState(States.reconnecting, { attempt: this.attempt, delayMs, reason, code }, true);
     this.timers.retry = setTimeout(() => {
       if (this.wanted && !this.socket) this.#open(States.reconnecting);
     }, delayMs);
@@ -304,12 +304,11 @@ export class PresenceClient extends Emitter {
     this.#send({ action: 'subscribe', payload });
   }
 
-  #setState(state, details = {}) {
+  /** Emits `state` on a change; `always` also emits a repeat (each scheduled retry). */
+  #setState(state, details = {}, always = false) {
     const previous = this.state;
     this.state = state;
-    if (previous !== state || state === States.reconnecting) {
-      this.emit('state', { state, previous, ...details });
-    }
+    if (previous !== state || always) this.emit('state', { state, previous, ...details });
   }
 
   // ---- frames ----------------------------------------------------------------------------

@@ -39,6 +39,7 @@ export interface ClientOptions {
   backoff?: BackoffOptions;
 }
 
+/** One `state` event: on every change, and once per scheduled retry (`reconnecting`, with `delayMs`). */
 export interface StateChange {
   state: ConnectionState;
   previous: ConnectionState;

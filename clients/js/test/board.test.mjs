@@ -186,6 +186,53 @@ describe('the board on the memory engine', () => {
     await page.context().close();
   });
 
+  it('shows names as text, never as markup', async () => {
+    const name = '<img src=x onerror="window.__injected=1"><b>bold</b>';
+    const own = await newTeam(gateway.url, [name]);
+    const mallory = own.agents[0];
+    const page = await openPage();
+    await page.goto(boardUrl(gateway, own.owner.token, own.pid));
+    await row(page, mallory.id).waitFor();
+    assert.equal(await row(page, mallory.id).locator('.name').textContent(), `${name} Agent`);
+    assert.equal(await page.evaluate(() => window.__injected), undefined);
+    assert.equal(await row(page, mallory.id).locator('img, b').count(), 0);
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('pauses while the tab is hidden and catches up when shown', async () => {
+    const page = await openPage();
+    await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+    const bea = team.agents[0];
+    await row(page, bea.id).waitFor();
+    await page.locator('#connection[data-state="live"]').waitFor();
+    // Headless pages are always visible: make this one say it is hidden, as a background tab does.
+    const setHidden = (hidden) =>
+      page.evaluate((value) => {
+        Object.defineProperty(document, 'hidden', { configurable: true, get: () => value });
+        Object.defineProperty(document, 'visibilityState', {
+          configurable: true,
+          get: () => (value ? 'hidden' : 'visible'),
+        });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+    await setHidden(true);
+    await page.locator('#connection[data-state="paused"]').waitFor();
+    await api(gateway.url, 'PUT', `/v3/${team.pid}/project_users/${bea.teammateId}`, {
+      token: team.owner.token,
+      body: { profileStatus: 'in a meeting' },
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    assert.ok(!(await row(page, bea.id).textContent()).includes('in a meeting'), 'no updates while hidden');
+    await setHidden(false);
+    await page.locator('#connection[data-state="live"]').waitFor();
+    await until(async () => (await row(page, bea.id).textContent()).includes('in a meeting'), {
+      what: 'the catch-up',
+    });
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
   it('looks right in light and dark (screenshots)', async () => {
     const [bea, carl] = team.agents;
     const tabs = [

@@ -28,8 +28,12 @@ const clients = [];
 function client(options) {
   const c = new PresenceClient({ ...FAST_CLIENT, ...options });
   c.states = [];
+  c.changes = [];
   c.errors = [];
-  c.on('state', (s) => c.states.push(s.state));
+  c.on('state', (s) => {
+    c.states.push(s.state);
+    c.changes.push(s);
+  });
   c.on('error', (e) => c.errors.push(e));
   clients.push(c);
   return c;
@@ -250,6 +254,41 @@ describe('heartbeats and dead sockets', () => {
       assert.ok(replies.some((f) => f.action === 'heartbeat' && f.payload.message.text === 'ping'), 'the client pinged');
       c.close();
       assert.equal(c.state, 'closed');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('backs off with jitter up to the cap, and resets after a stable connection', async () => {
+    const port = await freePort();
+    const server = new WebSocketServer({ host: '127.0.0.1', port });
+    let hold = false;
+    server.on('connection', (socket) => {
+      if (!hold) socket.close();
+    });
+    try {
+      const backoff = { initialMs: 40, maxMs: 320, factor: 2, stableMs: 300 };
+      const c = client({ url: `http://127.0.0.1:${port}`, token: 'JWT x.y.z', backoff });
+      c.connect();
+      const retries = () => c.changes.filter((s) => s.state === 'reconnecting');
+      await until(() => retries().length >= 6, { what: 'six retries' });
+      const ceilings = [40, 80, 160, 320, 320, 320];
+      retries()
+        .slice(0, 6)
+        .forEach(({ delayMs }, i) => {
+          assert.ok(delayMs >= ceilings[i] / 2 && delayMs <= ceilings[i], `retry ${i + 1}: ${delayMs} ms`);
+        });
+      // A connection that stays up past stableMs resets the backoff.
+      hold = true;
+      await until(() => c.state === 'connected', { what: 'a held connection' });
+      await sleep(backoff.stableMs + 100);
+      const before = retries().length;
+      hold = false;
+      for (const socket of server.clients) socket.close();
+      await until(() => retries().length > before, { what: 'the retry after the drop' });
+      const { delayMs } = retries()[before];
+      assert.ok(delayMs >= 20 && delayMs <= 40, `after a stable connection: ${delayMs} ms`);
+      c.close();
     } finally {
       server.close();
     }

@@ -138,7 +138,8 @@ export async function api(base, method, route, { token, body, expect = 200 } = {
 
 /** Signs up and signs in a new user; returns `{ id, email, token }` (token = `JWT <jwt>`). */
 export async function newUser(base, firstname = 'Ada', lastname = 'Agent') {
-  const email = `${firstname.toLowerCase()}-${randomUUID()}@example.test`;
+  const local = firstname.toLowerCase().replace(/[^a-z0-9]/g, '') || 'user';
+  const email = `${local}-${randomUUID()}@example.test`;
   const { user } = await api(base, 'POST', '/v3/auth/signup', {
     body: { email, password: PASSWORD, firstname, lastname },
   });

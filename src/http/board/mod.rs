@@ -31,6 +31,8 @@ const STYLE: &str = "text/css; charset=utf-8";
 /// which import each other by these same relative names.
 const ASSETS: &[(&str, &str, &str)] = &[
     ("board.js", SCRIPT, include_str!("board.js")),
+    ("team-board.js", SCRIPT, include_str!("team-board.js")),
+    ("ui.js", SCRIPT, include_str!("ui.js")),
     ("board.css", STYLE, include_str!("board.css")),
     ("icon.svg", "image/svg+xml", include_str!("icon.svg")),
     (
