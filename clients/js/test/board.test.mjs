@@ -69,6 +69,8 @@ describe('the board on the memory engine', () => {
     page.errors.length = 0; // the refused sign-in's 401, logged by the browser
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator(`[data-project-id="${team.pid}"]`).waitFor();
+    await page.screenshot({ path: path.join(ARTIFACTS, 'board-picker.png') });
     await page.locator(`[data-project-id="${team.pid}"]`).click();
     await row(page, team.agents[0].id).waitFor();
     assert.equal(await page.locator('#project-name').textContent(), 'Support');
@@ -85,9 +87,11 @@ describe('the board on the memory engine', () => {
     await expectAttribute(page, bea.id, 'data-presence', 'offline', 5_000);
     await page.locator('#connection[data-state="live"]').waitFor();
 
+    const opened = Date.now();
     const tab1 = await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'web' });
-    const tab2 = await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'mobile' });
     await expectAttribute(page, bea.id, 'data-presence', 'online');
+    console.log(`# the board showed the agent online ${Date.now() - opened} ms after the tab opened`);
+    const tab2 = await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'mobile' });
     // A second connection is no event (the teammate was online already): the board's periodic
     // connection refresh shows it.
     await until(async () => (await row(page, bea.id).textContent()).includes('mobile'), {
@@ -99,9 +103,13 @@ describe('the board on the memory engine', () => {
     await closeTab(tab1);
     await new Promise((r) => setTimeout(r, 600)); // past the 300 ms grace
     assert.equal(await row(page, bea.id).getAttribute('data-presence'), 'online', 'one tab is still open');
+    const closed = Date.now();
     await closeTab(tab2);
     // Offline after the grace period (300 ms), within 1 s of it.
     await expectAttribute(page, bea.id, 'data-presence', 'offline', 1_300);
+    const after = Date.now() - closed;
+    console.log(`# the board showed the agent offline ${after} ms after the last tab closed (grace 300 ms)`);
+    assert.ok(after >= 300, `offline before the grace period ended (${after} ms)`);
     assert.deepEqual(page.errors, []);
     await page.context().close();
   });
@@ -284,9 +292,11 @@ describe('the board on the Redis engine', () => {
       });
       await other.stop();
       await gateway.start();
+      const restarted = Date.now();
       // ...is caught up on after the reconnection, and live updates follow.
       await page.locator('#connection[data-state="live"]').waitFor({ timeout: 10_000 });
       await expectAttribute(page, dana.id, 'data-available', 'false');
+      console.log(`# the board was live and caught up ${Date.now() - restarted} ms after the gateway was back`);
       const tab = await openTab(gateway.url, dana.token, { pid: team.pid });
       await expectAttribute(page, dana.id, 'data-presence', 'online');
       await closeTab(tab);
