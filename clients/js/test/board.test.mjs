@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 import { Gateway, PASSWORD, api, closeTab, newTeam, openTab, until } from './gateway.mjs';
 
@@ -27,8 +28,8 @@ after(async () => {
 });
 
 /** A page with the console's errors collected (a board that throws fails its test). */
-async function openPage({ colorScheme = 'light' } = {}) {
-  const context = await browser.newContext({ colorScheme, viewport: { width: 1280, height: 720 } });
+async function openPage({ colorScheme = 'light', bypassCSP = false } = {}) {
+  const context = await browser.newContext({ colorScheme, bypassCSP, viewport: { width: 1280, height: 720 } });
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e.message));
@@ -38,6 +39,23 @@ async function openPage({ colorScheme = 'light' } = {}) {
 
 function boardUrl(gateway, token, pid) {
   return `${gateway.url}/board#token=${encodeURIComponent(token)}&project=${pid}`;
+}
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/**
+ * axe-core's WCAG 2.1 A/AA rules over the page as it is; returns the violations as lines.
+ * The page's CSP admits only the gateway's scripts, so such pages are opened with bypassCSP.
+ */
+async function accessibilityViolations(page) {
+  await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, {
+      runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] },
+    });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  return violations;
 }
 
 const row = (page, userId) => page.locator(`[data-user-id="${userId}"]`);
@@ -241,7 +259,7 @@ describe('the board on the memory engine', () => {
     await page.context().close();
   });
 
-  it('looks right in light and dark (screenshots)', async () => {
+  it('looks right and passes axe-core in light and dark (screenshots)', async () => {
     const [bea, carl] = team.agents;
     const tabs = [
       await openTab(gateway.url, bea.token, { pid: team.pid, channel: 'web' }),
@@ -252,20 +270,25 @@ describe('the board on the memory engine', () => {
       body: { max_served_chat: 2, number_assigned_requests: 2 },
     });
     for (const colorScheme of ['light', 'dark']) {
-      const page = await openPage({ colorScheme });
+      const page = await openPage({ colorScheme, bypassCSP: true });
       await page.goto(boardUrl(gateway, team.owner.token, team.pid));
       await expectAttribute(page, bea.id, 'data-presence', 'online', 5_000);
       await row(page, carl.id).waitFor();
       await page.locator('#connection[data-state="live"]').waitFor();
       await page.screenshot({ path: path.join(ARTIFACTS, `board-${colorScheme}.png`), fullPage: true });
+      // Contrast, names, labels, landmarks: in both schemes.
+      assert.deepEqual(await accessibilityViolations(page), [], `accessibility (${colorScheme})`);
       assert.deepEqual(page.errors, []);
       await page.context().close();
     }
-    const page = await openPage();
-    await page.goto(`${gateway.url}/board`);
-    await page.getByLabel('Email').waitFor();
-    await page.screenshot({ path: path.join(ARTIFACTS, 'board-signin.png') });
-    await page.context().close();
+    for (const colorScheme of ['light', 'dark']) {
+      const page = await openPage({ colorScheme, bypassCSP: true });
+      await page.goto(`${gateway.url}/board`);
+      await page.getByLabel('Email').waitFor();
+      await page.screenshot({ path: path.join(ARTIFACTS, `board-signin-${colorScheme}.png`) });
+      assert.deepEqual(await accessibilityViolations(page), [], `sign-in accessibility (${colorScheme})`);
+      await page.context().close();
+    }
     for (const tab of tabs) await closeTab(tab);
   });
 });
