@@ -56,6 +56,11 @@ async fn the_client_library_suite_passes() {
 }
 
 #[tokio::test]
+async fn the_team_view_applies_each_change_once() {
+    suite("test/team.test.mjs", 3).await;
+}
+
+#[tokio::test]
 async fn the_package_types_and_example_work() {
     suite("test/package.test.mjs", 2).await;
 }

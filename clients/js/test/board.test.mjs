@@ -85,11 +85,18 @@ describe('the board on the memory engine', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByText('Wrong email or password.').waitFor();
     page.errors.length = 0; // the refused sign-in's 401, logged by the browser
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    // The second attempt by keyboard only: Tab from the email to the password, Enter submits,
+    // the picker's first project has the focus, Enter opens it.
+    await page.getByLabel('Email').focus();
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'password');
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
     await page.locator(`[data-project-id="${team.pid}"]`).waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, 'board-picker.png') });
-    await page.locator(`[data-project-id="${team.pid}"]`).click();
+    assert.equal(await page.evaluate(() => document.activeElement?.dataset.projectId), team.pid);
+    await page.keyboard.press('Enter');
     await row(page, team.agents[0].id).waitFor();
     assert.equal(await page.locator('#project-name').textContent(), 'Support');
     // The token stays out of the address bar (and history): only the project is there.
