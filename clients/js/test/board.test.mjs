@@ -173,7 +173,8 @@ describe('the board on the memory engine', () => {
   it('gives an agent no toggle', async () => {
     const page = await openPage();
     const bea = team.agents[0];
-    await page.goto(boardUrl(gateway, bea.token, team.pid));
+    // A bare JWT, without the `JWT ` scheme, works as well.
+    await page.goto(boardUrl(gateway, bea.token.replace(/^JWT /, ''), team.pid));
     await row(page, team.agents[1].id).waitFor();
     await page.locator('#connection[data-state="live"]').waitFor();
     // Give the role check time to finish: the toggles would appear after it.
