@@ -41,6 +41,13 @@ function boardUrl(gateway, token, pid) {
   return `${gateway.url}/board#token=${encodeURIComponent(token)}&project=${pid}`;
 }
 
+/** A page on the board of `pid`, opened with `token` in the fragment. */
+async function openBoard(gateway, token, pid, options) {
+  const page = await openPage(options);
+  await page.goto(boardUrl(gateway, token, pid));
+  return page;
+}
+
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 /**
@@ -106,8 +113,7 @@ describe('the board on the memory engine', () => {
   });
 
   it('shows an agent going online within 1 s and offline after the grace period', async () => {
-    const page = await openPage();
-    await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+    const page = await openBoard(gateway, team.owner.token, team.pid);
     const bea = team.agents[0];
     await expectAttribute(page, bea.id, 'data-presence', 'offline', 5_000);
     await page.locator('#connection[data-state="live"]').waitFor();
@@ -140,8 +146,7 @@ describe('the board on the memory engine', () => {
   });
 
   it('lets an admin toggle availability, and REST agrees', async () => {
-    const page = await openPage();
-    await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+    const page = await openBoard(gateway, team.owner.token, team.pid);
     const carl = team.agents[1];
     await expectAttribute(page, carl.id, 'data-available', 'true', 5_000);
     const toggle = row(page, carl.id).locator('[data-action="toggle-availability"]');
@@ -171,10 +176,9 @@ describe('the board on the memory engine', () => {
   });
 
   it('gives an agent no toggle', async () => {
-    const page = await openPage();
     const bea = team.agents[0];
     // A bare JWT, without the `JWT ` scheme, works as well.
-    await page.goto(boardUrl(gateway, bea.token.replace(/^JWT /, ''), team.pid));
+    const page = await openBoard(gateway, bea.token.replace(/^JWT /, ''), team.pid);
     await row(page, team.agents[1].id).waitFor();
     await page.locator('#connection[data-state="live"]').waitFor();
     // Give the role check time to finish: the toggles would appear after it.
@@ -200,8 +204,7 @@ describe('the board on the memory engine', () => {
       body: JSON.stringify({ agentIds: [bea.id] }),
     });
     assert.equal(added.status, 200);
-    const page = await openPage();
-    await page.goto(boardUrl(gateway, team.apiKey, team.pid));
+    const page = await openBoard(gateway, team.apiKey, team.pid);
     await row(page, carl.id).waitFor();
     await page.locator(`#filter-team option[value="${tier1}"]`).waitFor({ state: 'attached' });
     await page.locator('#filter-team').selectOption(tier1);
@@ -224,8 +227,7 @@ describe('the board on the memory engine', () => {
     const name = '<img src=x onerror="window.__injected=1"><b>bold</b>';
     const own = await newTeam(gateway.url, [name]);
     const mallory = own.agents[0];
-    const page = await openPage();
-    await page.goto(boardUrl(gateway, own.owner.token, own.pid));
+    const page = await openBoard(gateway, own.owner.token, own.pid);
     await row(page, mallory.id).waitFor();
     assert.equal(await row(page, mallory.id).locator('.name').textContent(), `${name} Agent`);
     assert.equal(await page.evaluate(() => window.__injected), undefined);
@@ -235,8 +237,7 @@ describe('the board on the memory engine', () => {
   });
 
   it('pauses while the tab is hidden and catches up when shown', async () => {
-    const page = await openPage();
-    await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+    const page = await openBoard(gateway, team.owner.token, team.pid);
     const bea = team.agents[0];
     await row(page, bea.id).waitFor();
     await page.locator('#connection[data-state="live"]').waitFor();
@@ -278,8 +279,7 @@ describe('the board on the memory engine', () => {
       body: { max_served_chat: 2, number_assigned_requests: 2 },
     });
     for (const colorScheme of ['light', 'dark']) {
-      const page = await openPage({ colorScheme, bypassCSP: true });
-      await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+      const page = await openBoard(gateway, team.owner.token, team.pid, { colorScheme, bypassCSP: true });
       await expectAttribute(page, bea.id, 'data-presence', 'online', 5_000);
       await row(page, carl.id).waitFor();
       await page.locator('#connection[data-state="live"]').waitFor();
@@ -307,8 +307,7 @@ describe('the board on the Redis engine', () => {
     try {
       const team = await newTeam(gateway.url, ['Dana']);
       const dana = team.agents[0];
-      const page = await openPage();
-      await page.goto(boardUrl(gateway, team.owner.token, team.pid));
+      const page = await openBoard(gateway, team.owner.token, team.pid);
       await page.locator('#connection[data-state="live"]').waitFor();
       await expectAttribute(page, dana.id, 'data-available', 'true', 5_000);
 
