@@ -314,3 +314,62 @@ engine_tests!(
     reaping_respects_a_running_grace_period,
     deactivating_drops_every_count_in_the_same_event,
 );
+
+/// A renewal whose answer never came back (it timed out here, or the cluster client re-sent it
+/// after a failover) has already extended the lease. If a reaper dropped the node's counts just
+/// before it ran, the node must still learn to re-assert. Two handles on one Redis renew for
+/// the same node: the second one's answers are the ones the first never saw. (The memory engine
+/// loses no answers.)
+async fn a_lost_renewal_answer_still_makes_the_node_reassert(url: &str, prefix: &str) {
+    let seen = common::redis_store(url, prefix);
+    let lost = common::redis_store(url, prefix);
+    let teammate = common::project_with_owner(&seen).await;
+    let key = PresenceKey {
+        project_id: teammate.project_id,
+        teammate_id: teammate.id,
+    };
+    let short = Duration::from_millis(100);
+    assert!(
+        !seen.renew_lease("n", short).await.unwrap(),
+        "a new node has no lease"
+    );
+    assert!(seen.renew_lease("n", short).await.unwrap(), "live lease");
+    let online = seen
+        .write_presence(&write(key, "n", 1, 1, Edge::Connect), GRACE)
+        .await
+        .unwrap();
+    assert_eq!(online, WriteOutcome::Transition(Transition::Online));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        seen.reap_node("n", true).await.unwrap(),
+        vec![(key, Transition::Offline)]
+    );
+
+    let long = Duration::from_secs(5);
+    lost.renew_lease("n", long).await.unwrap();
+    assert!(
+        !seen.renew_lease("n", long).await.unwrap(),
+        "the lease is live, but not the one this node was told about: it must re-assert"
+    );
+    assert!(
+        seen.renew_lease("n", long).await.unwrap(),
+        "and afterwards it is held again"
+    );
+}
+
+mod lost_renewal_answers {
+    use super::*;
+
+    #[tokio::test]
+    async fn redis() {
+        let prefix = common::unique_prefix();
+        a_lost_renewal_answer_still_makes_the_node_reassert(common::SHARED_REDIS, &prefix).await;
+        common::delete_prefix(common::SHARED_REDIS, &prefix);
+    }
+
+    #[tokio::test]
+    async fn redis_cluster() {
+        let url = common::cluster::shared_cluster_url();
+        a_lost_renewal_answer_still_makes_the_node_reassert(&url, &common::unique_prefix()).await;
+    }
+}

@@ -18,6 +18,7 @@ mod connection;
 mod events;
 mod keys;
 mod layout;
+mod leases;
 mod presence;
 mod projects;
 mod store_impl;
@@ -67,6 +68,8 @@ pub struct RedisStore {
     wait_replicas: u32,
     /// The layout check's outcome, once it could be made (a refusal is kept too).
     layout: Arc<OnceCell<Result<Layout, String>>>,
+    /// What this process's lease renewals were last told (`leases.rs`).
+    acknowledged_leases: leases::AcknowledgedLeases,
 }
 
 #[derive(Clone)]
@@ -103,6 +106,7 @@ impl RedisStore {
             retention: DEFAULT_RETENTION,
             wait_replicas: settings.wait_replicas,
             layout: Arc::new(OnceCell::new()),
+            acknowledged_leases: leases::AcknowledgedLeases::default(),
         })
     }
 

@@ -5,7 +5,8 @@
 //! every node's lease is mirrored into every partition: a renewal is one small script per
 //! partition, sent concurrently, and a lease counts as live only where it was renewed. A node that
 //! finds its lease gone in any partition (a failover lost it, or it was reaped after a stall)
-//! re-asserts all its counts. Reaping a dead node is per partition too, and idempotent in each.
+//! re-asserts all its counts (the renewal itself is in `leases.rs`). Reaping a dead node is per
+//! partition too, and idempotent in each.
 
 use super::{RedisStore, StoreResult};
 use crate::domain::{
@@ -177,21 +178,6 @@ impl RedisStore {
             .zip(rows)
             .map(|(t, row)| parse_presence(&row, t.created_at))
             .collect()
-    }
-
-    /// Renews the node's lease in every partition; `true` only if it was live in all of them.
-    pub(super) async fn renew_leases(&self, node_id: &str, ttl: Duration) -> StoreResult<bool> {
-        let live = try_join_all(self.keys.partitions().all().map(|p| async move {
-            let mut invocation = RENEW_LEASE.prepare_invoke();
-            invocation
-                .key(self.keys.partition(p).leases())
-                .arg(node_id)
-                .arg(ttl.as_millis() as u64);
-            let alive: i64 = self.script(&invocation).await?;
-            Ok::<_, StoreError>(alive == 1)
-        }))
-        .await?;
-        Ok(live.into_iter().all(|alive| alive))
     }
 
     /// Nodes whose lease expired (and was not reaped) in any partition.
