@@ -11,9 +11,6 @@ use crate::service::{Accounts, AgentTeams, Teams};
 use crate::state::{AppState, Shared};
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 use crate::webhooks::{Dispatcher, Subscriptions};
-use axum::extract::Request;
-use axum::serve::ListenerExt;
-use axum::ServiceExt;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,19 +163,16 @@ impl App {
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.
         let service = NormalizePathLayer::trim_trailing_slash().layer(router);
         let stop_sockets = stop.clone();
-        // Nagle's algorithm would hold a frame back until the client acknowledges the previous
-        // one, which a delayed ACK can put off by 40 ms: presence frames go out at once instead.
-        let listener = listener.tap_io(|stream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-            }
-        });
-        axum::serve(listener, ServiceExt::<Request>::into_make_service(service))
-            .with_graceful_shutdown(async move {
+        crate::server::serve(
+            listener,
+            service,
+            state.config.http_header_timeout,
+            async move {
                 shutdown.await;
                 let _ = stop_sockets.send(true);
-            })
-            .await?;
+            },
+        )
+        .await;
         let _ = stop.send(true);
         let _ = maintenance.await;
         let _ = tailer.await;

@@ -15,6 +15,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod net;
 pub mod presence;
+pub mod server;
 pub mod service;
 pub mod state;
 pub mod store;

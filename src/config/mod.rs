@@ -91,6 +91,11 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub max_connections_per_user: u32,
     pub max_connections: usize,
+    /// Time a connection has to send a complete request head (from its accept, or from the end
+    /// of the previous response).
+    pub http_header_timeout: Duration,
+    /// A sign-up without `invite_token` still converts its email's pending invitations.
+    pub signup_claims_invitations: bool,
     /// Events kept in the log; a resume point older than that gets a resync snapshot.
     pub event_retention: usize,
     pub log_format: LogFormat,
@@ -391,6 +396,8 @@ impl Values {
             },
             max_connections_per_user,
             max_connections,
+            http_header_timeout: self.millis("http_header_timeout_ms", 100)?,
+            signup_claims_invitations: self.bool("signup_claims_invitations")?,
             event_retention,
             log_format,
             log_level,

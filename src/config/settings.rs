@@ -66,6 +66,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "live agent sockets one node holds; more are closed with 1013",
     ),
     (
+        "http_header_timeout_ms",
+        "time a connection has to send a complete request head, in ms",
+    ),
+    (
+        "signup_claims_invitations",
+        "a sign-up without invite_token converts its email's pending invitations (Tiledesk's way)",
+    ),
+    (
         "event_retention",
         "events kept in the log for replay (`since`, `Last-Event-ID`)",
     ),

@@ -13,11 +13,11 @@
 
 use super::{RenderedEvent, Topic};
 use crate::domain::{EventType, Id};
-use axum::extract::ws::Utf8Bytes;
 use dashmap::DashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Frames a listener may have waiting before it counts as a slow consumer.
 pub const LISTENER_QUEUE: usize = 1024;

@@ -7,19 +7,20 @@ mod frames;
 mod rate;
 pub mod session;
 mod topics;
+pub mod upgrade;
 
 use crate::domain::{Id, PresenceKey};
 use crate::error::Error;
 use crate::presence::TooManyConnections;
 use crate::service::{Access, Principal};
 use crate::state::AppState;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, RawQuery, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use session::SessionSetup;
+use upgrade::Upgrade;
 
 /// Messages (and frames) over this close the socket with 1009 (CONTRACT §9).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -29,7 +30,8 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// 1 KiB here cost every idle socket 900 bytes more (docs/benchmarks.md, the profile table).
 const READ_BUFFER_BYTES: usize = 128;
 const WRITE_BUFFER_BYTES: usize = 0;
-/// How much unsent data a socket may queue before writes fail (a stuck client).
+/// How much unsent data a socket may queue: more than the largest frame the gateway sends (an
+/// event's frame, or one part of a snapshot), so a send waits for a slow client rather than fails.
 const MAX_WRITE_BUFFER_BYTES: usize = 512 * 1024;
 
 pub fn router() -> Router<AppState> {
@@ -96,7 +98,8 @@ async fn agent_socket(State(state): State<AppState>, request: Request) -> Respon
     }
 }
 
-async fn handshake(state: AppState, request: Request) -> Result<Response, Error> {
+async fn handshake(state: AppState, mut request: Request) -> Result<Response, Error> {
+    let upgrade = Upgrade::from_request(&mut request);
     let (mut parts, _body) = request.into_parts();
     let RawQuery(query) = RawQuery::from_request_parts(&mut parts, &state)
         .await
@@ -121,29 +124,21 @@ async fn handshake(state: AppState, request: Request) -> Result<Response, Error>
             retry_after: std::time::Duration::from_secs(1),
         });
     }
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+    let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(_) => {
-            let body = serde_json::json!({"success": false, "msg": "this endpoint expects a WebSocket upgrade"});
-            return Ok((StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response());
-        }
+        Err(refused) => return Ok(refused),
     };
     let Ok(slot) = admitted else {
         // The node is full: a WebSocket client sees a close code (1013, try again later) where
         // an HTTP status might be lost in its reconnect logic.
         metrics::counter!("agent_sockets_refused_total", "limit" => "node").increment(1);
-        return Ok(upgrade
-            .max_message_size(MAX_MESSAGE_BYTES)
-            .read_buffer_size(READ_BUFFER_BYTES)
-            .write_buffer_size(WRITE_BUFFER_BYTES)
-            .on_upgrade(session::refuse_node_full));
+        return Ok(upgrade.accept(session::refuse_node_full));
     };
     let api_key = match principal {
         Principal::ApiKey(key) => Some(Box::new(key)),
         Principal::User(_) => None,
     };
-    // Boxed until the session starts: axum's upgrade task holds it meanwhile, and then for as
-    // long as the socket lives, so it should hold a pointer.
+    // Boxed until the session starts: the upgrade task holds it meanwhile.
     let setup = Box::new(SessionSetup {
         user_id,
         api_key,
@@ -152,18 +147,7 @@ async fn handshake(state: AppState, request: Request) -> Result<Response, Error>
         keys,
         slot,
     });
-    Ok(upgrade
-        .max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
-            // A task of its own: axum's upgrade task would keep the WebSocket it moved into the
-            // callback beside the session that now owns it, for as long as the socket lives.
-            tokio::spawn(session::run(socket, state, *setup));
-            std::future::ready(())
-        }))
+    Ok(upgrade.accept(move |socket| session::run(socket, state, *setup)))
 }
 
 /// The teammates a socket counts for: with `project_id`, that project's teammate (the caller

@@ -9,22 +9,32 @@
 use super::frames::{self, frame_error, ClientFrame, FrameError};
 use super::rate::{RateLimiter, Verdict};
 use super::topics::{self, SocketCaller, Subscriptions};
+use super::upgrade::{self, Socket};
 use crate::domain::{ApiKey, Id, PresenceKey, Teammate};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::presence::{Registration, UserSlot};
 use crate::service::{Access, Principal, TeammatePatch};
 use crate::state::AppState;
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 pub mod close_code {
     /// Silent for two heartbeat intervals.
     pub const HEARTBEAT_TIMEOUT: u16 = 1001;
+    /// A protocol violation: an unmasked frame, reserved bits or opcode, a control frame over
+    /// 125 bytes or fragmented.
+    pub const PROTOCOL: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
     /// Kept flooding past the rate limit.
     pub const POLICY: u16 = 1008;
     /// A message over the size cap.
     pub const TOO_BIG: u16 = 1009;
+    /// Something the server could not send (never expected: every frame is bounded).
+    pub const INTERNAL: u16 = 1011;
     /// The node is shutting down: reconnect (to another node) within the grace period.
     pub const RESTART: u16 = 1012;
     /// The socket did not read its topics' events fast enough and was dropped; reconnect and
@@ -48,7 +58,7 @@ pub struct SessionSetup {
 /// What an open socket holds between frames: everything an idle socket costs, besides the
 /// kernel's socket and the WebSocket's own buffers.
 struct Session {
-    socket: WebSocket,
+    socket: Socket,
     state: AppState,
     caller: SocketCaller,
     project_id: Option<Id>,
@@ -68,7 +78,7 @@ struct Session {
 /// side by side in its state (rust-lang/rust#62958), and every idle socket's task would pay for
 /// both copies.
 pub fn run(
-    socket: WebSocket,
+    socket: Socket,
     state: AppState,
     setup: SessionSetup,
 ) -> impl Future<Output = ()> + Send {
@@ -99,9 +109,18 @@ pub fn run(
 /// What the session loop does after one wakeup.
 enum Flow {
     Continue,
-    /// Close the socket, with this code and reason, or without a close frame (`None`: the
-    /// client is gone or stopped reading).
-    Close(Option<(u16, &'static str)>),
+    Close(Closing),
+}
+
+/// How a socket ends.
+#[derive(Clone, Copy)]
+enum Closing {
+    /// The server closes it: a close frame with this code and reason, then a linger.
+    Code(u16, &'static str),
+    /// The client sent its close frame: answer it and close the connection.
+    Answer,
+    /// The client is gone: nothing can be sent.
+    Gone,
 }
 
 impl Session {
@@ -114,48 +133,46 @@ impl Session {
         let closing = loop {
             let flow = tokio::select! {
                 frame = topics::next(&mut self.subscriptions) => match frame {
-                    None => Flow::Close(Some((close_code::TRY_AGAIN_LATER, "slow consumer: resume with since"))),
+                    None => Flow::Close(Closing::Code(close_code::TRY_AGAIN_LATER, "slow consumer: resume with since")),
                     Some(frame) => self.send(Message::Text(frame)).await,
                 },
-                message = self.socket.recv() => Box::pin(self.on_message(message)).await,
+                message = self.socket.next() => Box::pin(self.on_message(message)).await,
                 beat = self.heartbeat.next() => match beat {
                     Beat::Beat => Box::pin(self.on_heartbeat()).await,
-                    Beat::Stopping => Flow::Close(Some((close_code::RESTART, "node restarting"))),
+                    Beat::Stopping => Flow::Close(Closing::Code(close_code::RESTART, "node restarting")),
                 },
             };
             if let Flow::Close(closing) = flow {
                 break closing;
             }
         };
-        let close_sent = match closing {
-            Some((code, reason)) => Box::pin(send_close(&mut self.socket, code, reason)).await,
-            None => false,
-        };
+        // Uncount first: the close handshake may take up to a second.
         if let Some(registration) = self.registration.take() {
             Box::pin(self.state.tracker.disconnect(registration)).await;
         }
         self.slot = None;
-        if close_sent {
-            Box::pin(await_close_reply(&mut self.socket)).await;
+        match closing {
+            Closing::Code(code, reason) => {
+                Box::pin(upgrade::close(&mut self.socket, code, reason)).await;
+            }
+            Closing::Answer => Box::pin(upgrade::finish(&mut self.socket)).await,
+            Closing::Gone => {}
         }
     }
 
     /// A message from the client (or the end of the socket).
-    async fn on_message(&mut self, message: Option<Result<Message, axum::Error>>) -> Flow {
+    async fn on_message(&mut self, message: Option<Result<Message, WsError>>) -> Flow {
         let message = match message {
-            None => return Flow::Close(None),
-            Some(Err(e)) if e.to_string().contains("Space limit exceeded") => {
-                return Flow::Close(Some((close_code::TOO_BIG, "message too big")));
-            }
-            Some(Err(_)) => return Flow::Close(None),
+            None => return Flow::Close(Closing::Gone),
+            Some(Err(e)) => return Flow::Close(closing_for(&e)),
             Some(Ok(message)) => message,
         };
         self.last_heard = Instant::now();
         let text = match message {
             Message::Text(text) => Some(text),
             Message::Binary(_) => None,
-            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
-            Message::Close(_) => return Flow::Close(None),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Flow::Continue,
+            Message::Close(_) => return Flow::Close(Closing::Answer),
         };
         match self.limiter.check(self.last_heard) {
             Verdict::Allow => {}
@@ -164,7 +181,7 @@ impl Session {
                 return self.send(text_message(frames::error(&e, None))).await;
             }
             Verdict::Close => {
-                return Flow::Close(Some((close_code::POLICY, "rate limit exceeded")))
+                return Flow::Close(Closing::Code(close_code::POLICY, "rate limit exceeded"))
             }
         }
         let reply = match text {
@@ -195,10 +212,13 @@ impl Session {
     async fn on_heartbeat(&mut self) -> Flow {
         let every = self.state.config.heartbeat;
         if self.last_heard.elapsed() > every * 2 {
-            return Flow::Close(Some((close_code::HEARTBEAT_TIMEOUT, "heartbeat timeout")));
+            return Flow::Close(Closing::Code(
+                close_code::HEARTBEAT_TIMEOUT,
+                "heartbeat timeout",
+            ));
         }
         if self.caller.api_key.is_some() && !self.caller.still_valid(&self.state).await {
-            return Flow::Close(Some((close_code::POLICY, "the API key was deleted")));
+            return Flow::Close(Closing::Code(close_code::POLICY, "the API key was deleted"));
         }
         if let Flow::Close(closing) = self.send(text_message(frames::heartbeat("ping"))).await {
             return Flow::Close(closing);
@@ -215,57 +235,49 @@ impl Session {
         let mut sending = Box::pin(self.socket.send(message));
         // Most sends complete at once: only a send that has to wait gets a timer.
         if let std::task::Poll::Ready(sent) = futures::poll!(sending.as_mut()) {
-            return match sent {
-                Ok(()) => Flow::Continue,
-                Err(_) => Flow::Close(None),
-            };
+            return sent_flow(sent);
         }
         match Box::pin(tokio::time::timeout(limit, sending)).await {
-            Ok(Ok(())) => Flow::Continue,
-            _ => Flow::Close(None),
+            Ok(sent) => sent_flow(sent),
+            Err(_) => Flow::Close(Closing::Code(
+                close_code::TRY_AGAIN_LATER,
+                "not reading: resume with since",
+            )),
         }
+    }
+}
+
+fn sent_flow(sent: Result<(), WsError>) -> Flow {
+    match sent {
+        Ok(()) => Flow::Continue,
+        // A frame larger than the write buffer: every frame the gateway builds is bounded well
+        // below it, so this is a bug, and the client is told rather than cut off.
+        Err(WsError::WriteBufferFull(_)) => {
+            tracing::error!("a frame did not fit the socket's write buffer");
+            Flow::Close(Closing::Code(close_code::INTERNAL, "frame too large"))
+        }
+        Err(_) => Flow::Close(Closing::Gone),
+    }
+}
+
+/// The close code for a read that failed (RFC 6455 §7.4.1): the client learns why.
+fn closing_for(error: &WsError) -> Closing {
+    match error {
+        WsError::Capacity(_) => Closing::Code(close_code::TOO_BIG, "message too big"),
+        WsError::Utf8(_) => Closing::Code(close_code::INVALID_DATA, "text frames must be UTF-8"),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Closing::Gone,
+        WsError::Protocol(_) => Closing::Code(close_code::PROTOCOL, "protocol error"),
+        _ => Closing::Gone,
     }
 }
 
 /// A socket the node has no room for: closed at once with 1013 (try again later).
-pub async fn refuse_node_full(mut socket: WebSocket) {
-    if send_close(
+pub async fn refuse_node_full(mut socket: Socket) {
+    upgrade::close(
         &mut socket,
         close_code::TRY_AGAIN_LATER,
         "node full: try again later",
     )
-    .await
-    {
-        await_close_reply(&mut socket).await;
-    }
-}
-
-/// How long a server-initiated close may take: sending the close frame (a client that stopped
-/// reading may never take it), then waiting for the client's answer.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-
-async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) -> bool {
-    let frame = Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }));
-    matches!(
-        tokio::time::timeout(CLOSE_TIMEOUT, socket.send(frame)).await,
-        Ok(Ok(()))
-    )
-}
-
-/// Completes the closing handshake: reads (and drops) what the client still sends until its
-/// close frame. Without this, unread client bytes make the kernel answer with a reset, and the
-/// client may lose the frames before the close, including the close code that says why.
-async fn await_close_reply(socket: &mut WebSocket) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
-        while let Some(Ok(message)) = socket.recv().await {
-            if matches!(message, Message::Close(_)) {
-                break;
-            }
-        }
-    })
     .await;
 }
 

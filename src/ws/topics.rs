@@ -7,9 +7,9 @@ use crate::error::Error;
 use crate::events::{update_frame, Listener, RenderedEvent, Resume, Topic, TopicKind};
 use crate::service::{Access, Principal};
 use crate::state::AppState;
-use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 use std::collections::HashMap;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Who is on the socket, kept small (an idle socket holds it): the user's id, or the API key.
 pub struct SocketCaller {
