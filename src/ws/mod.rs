@@ -124,9 +124,8 @@ async fn handshake(state: AppState, mut request: Request) -> Result<Response, Er
             retry_after: std::time::Duration::from_secs(1),
         });
     }
-    let upgrade = match upgrade {
-        Ok(upgrade) => upgrade,
-        Err(refused) => return Ok(refused),
+    let Some(upgrade) = upgrade else {
+        return Ok(Upgrade::required());
     };
     let Ok(slot) = admitted else {
         // The node is full: a WebSocket client sees a close code (1013, try again later) where

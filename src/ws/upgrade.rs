@@ -42,8 +42,8 @@ pub struct Upgrade {
 impl Upgrade {
     /// The checks of RFC 6455 §4.2.1 (the same as axum's): a GET with `Connection: upgrade`,
     /// `Upgrade: websocket`, a `Sec-WebSocket-Key` and version 13, on a connection hyper can
-    /// upgrade. Anything else is answered 426 in the Tiledesk error shape.
-    pub fn from_request(request: &mut Request) -> Result<Upgrade, Response> {
+    /// upgrade. `None` for anything else (answer it with [`Upgrade::required`]).
+    pub fn from_request(request: &mut Request) -> Option<Upgrade> {
         let headers = request.headers();
         let asks = request.method() == Method::GET
             && header_has(headers, header::CONNECTION, |v| {
@@ -56,15 +56,18 @@ impl Upgrade {
         let key = headers.get(header::SEC_WEBSOCKET_KEY).cloned();
         let on_upgrade = request.extensions_mut().remove::<OnUpgrade>();
         match (asks, key, on_upgrade) {
-            (true, Some(key), Some(on_upgrade)) => Ok(Upgrade { key, on_upgrade }),
-            _ => {
-                let body = serde_json::json!({
-                    "success": false,
-                    "msg": "this endpoint expects a WebSocket upgrade",
-                });
-                Err((StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response())
-            }
+            (true, Some(key), Some(on_upgrade)) => Some(Upgrade { key, on_upgrade }),
+            _ => None,
         }
+    }
+
+    /// The answer to a request that is not a WebSocket upgrade: 426 in the Tiledesk error shape.
+    pub fn required() -> Response {
+        let body = serde_json::json!({
+            "success": false,
+            "msg": "this endpoint expects a WebSocket upgrade",
+        });
+        (StatusCode::UPGRADE_REQUIRED, axum::Json(body)).into_response()
     }
 
     /// Answers 101 and runs `session` on the socket, in a task of its own, once hyper hands the
