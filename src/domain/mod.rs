@@ -5,6 +5,7 @@
 //! family (Tiledesk, Dixa, Desk) share one definition of "what a teammate is".
 
 mod api_key;
+mod email;
 mod event;
 mod invitation;
 mod partition;
@@ -18,6 +19,7 @@ mod user;
 mod webhook;
 
 pub use api_key::ApiKey;
+pub use email::{is_plausible_email, normalize_email};
 pub use event::{EventIds, EventType, LogPosition, LoggedEvent, UnknownEventType};
 pub use invitation::PendingInvitation;
 pub use partition::{Partition, Partitions, MAX_PARTITIONS};
@@ -36,38 +38,4 @@ pub type Id = uuid::Uuid;
 /// A fresh random identifier.
 pub fn new_id() -> Id {
     uuid::Uuid::new_v4()
-}
-
-/// Emails match case-insensitively everywhere, so they are stored and compared lower-cased.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
-/// A deliberately small check: something, an `@`, something with a dot-free-or-dotted domain.
-/// Full RFC 5322 validation rejects real addresses more often than it catches typos.
-pub fn is_plausible_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.is_empty()
-        && !domain.contains('@')
-        && email.len() <= 254
-        && !email.chars().any(char::is_whitespace)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email("  Ann@Example.COM "), "ann@example.com");
-        assert!(is_plausible_email("ann@example.com"));
-        assert!(!is_plausible_email("ann.example.com"));
-        assert!(!is_plausible_email("@example.com"));
-        assert!(!is_plausible_email("ann@"));
-        assert!(!is_plausible_email("a b@example.com"));
-        assert!(!is_plausible_email("a@b@c"));
-    }
 }

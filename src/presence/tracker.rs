@@ -64,8 +64,8 @@ struct Inner {
     grace: Duration,
     limits: ConnectionLimits,
     counts: DashMap<PresenceKey, LocalCount>,
-    /// Agent sockets per user on this node (for the per-user limit).
-    users: DashMap<Id, u32>,
+    /// Agent sockets per user or API key on this node (for the per-user limit).
+    principals: DashMap<Id, u32>,
     dirty: Mutex<HashSet<PresenceKey>>,
     epoch: AtomicU64,
     /// Open agent sockets, counted or not.
@@ -83,7 +83,7 @@ pub struct Tracker {
 /// How many agent sockets one node admits.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
-    /// Per user (API-key sockets are not counted here).
+    /// Per user, and per API key.
     pub per_user: u32,
     /// All sockets together: beyond it a node keeps its file descriptors for everything else.
     pub per_node: usize,
@@ -92,25 +92,24 @@ pub struct ConnectionLimits {
 /// A socket limit was reached.
 #[derive(Debug, PartialEq, Eq)]
 pub enum TooManyConnections {
-    User,
+    /// The user's, or the API key's.
+    Principal,
     Node,
 }
 
-/// One admitted socket of a user; frees its place in the per-user limit when dropped.
+/// One admitted socket of a user or an API key; frees its places in the limits when dropped.
 pub struct UserSlot {
     tracker: Tracker,
-    user_id: Option<Id>,
+    principal: Id,
 }
 
 impl Drop for UserSlot {
     fn drop(&mut self) {
         self.tracker.inner.sockets.fetch_sub(1, Ordering::Relaxed);
-        if let Some(user_id) = self.user_id {
-            if let Entry::Occupied(mut e) = self.tracker.inner.users.entry(user_id) {
-                *e.get_mut() -= 1;
-                if *e.get() == 0 {
-                    e.remove();
-                }
+        if let Entry::Occupied(mut e) = self.tracker.inner.principals.entry(self.principal) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
             }
         }
         metrics::gauge!("agent_sockets").decrement(1.0);
@@ -155,7 +154,7 @@ impl Tracker {
                 grace,
                 limits,
                 counts: DashMap::new(),
-                users: DashMap::new(),
+                principals: DashMap::new(),
                 dirty: Mutex::new(HashSet::new()),
                 epoch: AtomicU64::new(start),
                 sockets: AtomicUsize::new(0),
@@ -200,9 +199,9 @@ impl Tracker {
         record_transition(key, transition);
     }
 
-    /// Admits one more socket of `user_id` (API keys pass `None`) unless the node or the user is
-    /// at its limit.
-    pub fn admit(&self, user_id: Option<Id>) -> Result<UserSlot, TooManyConnections> {
+    /// Admits one more socket of `principal` (a user's or an API key's id) unless the node or
+    /// the principal is at its limit.
+    pub fn admit(&self, principal: Id) -> Result<UserSlot, TooManyConnections> {
         let limits = self.inner.limits;
         let admitted = self
             .inner
@@ -213,19 +212,18 @@ impl Tracker {
         if admitted.is_err() {
             return Err(TooManyConnections::Node);
         }
-        if let Some(user_id) = user_id {
-            let mut count = self.inner.users.entry(user_id).or_insert(0);
-            if *count >= limits.per_user {
-                drop(count);
-                self.inner.sockets.fetch_sub(1, Ordering::AcqRel);
-                return Err(TooManyConnections::User);
-            }
-            *count += 1;
+        let mut count = self.inner.principals.entry(principal).or_insert(0);
+        if *count >= limits.per_user {
+            drop(count);
+            self.inner.sockets.fetch_sub(1, Ordering::AcqRel);
+            return Err(TooManyConnections::Principal);
         }
+        *count += 1;
+        drop(count);
         metrics::gauge!("agent_sockets").increment(1.0);
         Ok(UserSlot {
             tracker: self.clone(),
-            user_id,
+            principal,
         })
     }
 

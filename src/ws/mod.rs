@@ -117,10 +117,10 @@ async fn handshake(state: AppState, mut request: Request) -> Result<Response, Er
     };
     let keys = counted_keys(&state, &principal, &options).await?;
     let user_id = principal.user().map(|u| u.id);
-    let admitted = state.tracker.admit(user_id);
-    if admitted.as_ref().err() == Some(&TooManyConnections::User) {
+    let admitted = state.tracker.admit(principal.actor_id());
+    if admitted.as_ref().err() == Some(&TooManyConnections::Principal) {
         return Err(Error::TooManyRequests {
-            msg: "too many live sockets for this user on this node".into(),
+            msg: "too many live sockets for this user or API key on this node".into(),
             retry_after: std::time::Duration::from_secs(1),
         });
     }
@@ -171,10 +171,7 @@ async fn counted_keys(
     let Principal::User(user) = principal else {
         return Ok(Vec::new());
     };
-    if !options.presence {
-        return Ok(Vec::new());
-    }
-    Ok(state
+    let keys: Vec<PresenceKey> = state
         .store
         .list_user_teammates(user.id)
         .await?
@@ -184,5 +181,13 @@ async fn counted_keys(
             project_id: t.project_id,
             teammate_id: t.id,
         })
-        .collect())
+        .collect();
+    // A socket is for teammates: an account that belongs to no project could otherwise hold
+    // sockets (and fill the node) without anything to watch.
+    if keys.is_empty() {
+        return Err(Error::forbidden(
+            "you are not an active teammate of any project",
+        ));
+    }
+    Ok(if options.presence { keys } else { Vec::new() })
 }
