@@ -1,6 +1,7 @@
 //! Webhooks (CONTRACT §6): subscriptions, Standard Webhooks signing, the SSRF guard and the
 //! at-least-once dispatcher that every node runs.
 
+mod addresses;
 mod dispatcher;
 pub mod guard;
 pub mod signing;
