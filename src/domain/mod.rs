@@ -8,6 +8,7 @@ mod api_key;
 mod email;
 mod event;
 mod invitation;
+mod limits;
 mod partition;
 mod presence;
 mod project;
@@ -22,6 +23,10 @@ pub use api_key::ApiKey;
 pub use email::{is_plausible_email, normalize_email};
 pub use event::{EventIds, EventType, LogPosition, LoggedEvent, UnknownEventType};
 pub use invitation::PendingInvitation;
+pub use limits::{
+    check_profile_status, TooLarge, MAX_OBJECT_JSON_BYTES, MAX_PROFILE_STATUS_CHARS,
+    MAX_TEAMS_PER_TEAMMATE,
+};
 pub use partition::{Partition, Partitions, MAX_PARTITIONS};
 pub use presence::{Edge, PresenceKey, PresenceWrite, SettleOutcome, Transition, WriteOutcome};
 pub use project::Project;

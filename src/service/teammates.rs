@@ -357,6 +357,9 @@ impl Teams {
             if after == before {
                 return Ok((before, after));
             }
+            after
+                .check_sizes(&before)
+                .map_err(|e| Error::bad_request(e.to_string()))?;
             after.version = before.version + 1;
             after.updated_at = Timestamp::now();
             let event_type = match event {

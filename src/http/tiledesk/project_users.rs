@@ -210,16 +210,6 @@ pub struct UpdateBody {
 
 impl UpdateBody {
     fn into_patch(self) -> Result<TeammatePatch> {
-        const MAX_PROFILE_STATUS: usize = 200;
-        if self
-            .profile_status
-            .as_ref()
-            .is_some_and(|s| s.chars().count() > MAX_PROFILE_STATUS)
-        {
-            return Err(Error::bad_request(format!(
-                "profileStatus must be at most {MAX_PROFILE_STATUS} characters"
-            )));
-        }
         // Checked here too, not only where it is applied, so that the route that ignores the
         // field (your own teammate) refuses it the same way.
         if self.number_assigned_requests.is_some_and(|n| n < 0) {

@@ -57,6 +57,8 @@ pub async fn update(
     }
     if let Some(v) = body.attributes {
         user.attributes = v;
+        user.check_sizes()
+            .map_err(|e| Error::bad_request(e.to_string()))?;
     }
     user.updated_at = Timestamp::now();
     state.store.update_user(&user).await?;
