@@ -61,7 +61,12 @@ impl App {
                 Arc::new(store)
             }
         };
-        let accounts = Accounts::new(store.clone(), jwt, config.jwt_ttl);
+        let accounts = Accounts::new(
+            store.clone(),
+            jwt,
+            config.jwt_ttl,
+            config.signup_claims_invitations,
+        );
         let teams = Teams::new(store.clone());
         let agent_teams = AgentTeams::new(teams.clone());
         let tracker = Tracker::new(

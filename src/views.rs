@@ -277,11 +277,19 @@ pub struct InvitationView<'a> {
     #[serde(rename = "createdAt")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// The invitation's token: whoever signs up with it (`invite_token`) takes the invitation.
+    /// At least 128 random bits; shown only in the answer to the invitation, and inviting again
+    /// makes a new one and voids this.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "pgi_3q2-7wEvzz7cKZ1bq0R5yYbQJ9xX3eE0Vn1y2Zt4u8k")]
+    pub token: Option<&'a str>,
 }
 
-impl<'a> From<&'a PendingInvitation> for InvitationView<'a> {
-    fn from(i: &'a PendingInvitation) -> Self {
+impl<'a> InvitationView<'a> {
+    /// `token` only in the answer to the invitation: it is never stored.
+    pub fn new(i: &'a PendingInvitation, token: Option<&'a str>) -> Self {
         InvitationView {
+            token,
             underscore_id: i.id.to_string(),
             id: i.id.to_string(),
             id_project: i.project_id.to_string(),

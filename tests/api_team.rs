@@ -295,15 +295,31 @@ async fn invite_edge_cases(engine: Engine) {
         .await
         .expect_error(403);
 
-    // An unknown email gets a pending invitation, replaced (not duplicated) by a re-invite,
-    // and turned into a teammate at sign-up.
+    // An unknown email gets a pending invitation with a token, replaced (not duplicated) by a
+    // re-invite, whose new token voids the old one; a sign-up with the token turns it into a
+    // teammate.
     let email = format!("late-{}@example.com", uuid::Uuid::new_v4().simple());
     let pending = invite(&t.admin, &email, "agent").await.expect(200);
     assert_eq!(pending["pendingInvitation"]["email"], json!(email));
-    invite(&t.admin, &email.to_uppercase(), "supervisor")
+    let first_token = pending["pendingInvitation"]["token"].as_str().unwrap();
+    let again = invite(&t.admin, &email.to_uppercase(), "supervisor")
         .await
         .expect(200);
-    let late = app.signup(&email, "Late").await.expect(200)["user"]["_id"]
+    let token = again["pendingInvitation"]["token"].as_str().unwrap();
+    assert_ne!(token, first_token, "a new invitation, a new token");
+    let signup = |token: &str| {
+        app.request(
+            Method::POST,
+            "/v3/auth/signup",
+            None,
+            Some(
+                json!({"email": email, "password": common::PASSWORD, "firstname": "Late",
+                "invite_token": token}),
+            ),
+        )
+    };
+    signup(first_token).await.expect_error(422);
+    let late = signup(token).await.expect(200)["user"]["_id"]
         .as_str()
         .unwrap()
         .to_string();

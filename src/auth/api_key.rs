@@ -3,22 +3,15 @@
 //! Looking a key up by the hash of what was presented means no stored secret is ever compared
 //! byte by byte, so there is no timing signal about how much of a guess was right.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use sha2::{Digest, Sha256};
-
 pub const PREFIX: &str = "pgk_";
 
 /// A new secret: `pgk_` followed by 32 random bytes in URL-safe base64.
 pub fn generate() -> String {
-    format!(
-        "{PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(super::random_bytes::<32>())
-    )
+    super::secret(PREFIX)
 }
 
 pub fn hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    super::secret_hash(secret)
 }
 
 #[cfg(test)]

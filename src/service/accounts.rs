@@ -1,6 +1,6 @@
 //! Accounts: sign-up, sign-in and turning credentials into a [`Principal`].
 
-use super::invitations::accept_invitations;
+use super::invitations::{self, accept_invitations};
 use super::Principal;
 use crate::auth::{api_key, jwt, password};
 use crate::domain::{self, Timestamp, User};
@@ -23,6 +23,8 @@ pub struct SignupRequest {
     pub password: String,
     pub firstname: String,
     pub lastname: String,
+    /// The token of the pending invitation this sign-up takes.
+    pub invite_token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -30,18 +32,28 @@ pub struct Accounts {
     store: Arc<dyn Store>,
     jwt: jwt::JwtKeys,
     token_ttl: Duration,
+    /// `signup_claims_invitations`: an email alone converts its pending invitations.
+    claims_invitations: bool,
 }
 
 impl Accounts {
-    pub fn new(store: Arc<dyn Store>, jwt: jwt::JwtKeys, token_ttl: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        jwt: jwt::JwtKeys,
+        token_ttl: Duration,
+        claims_invitations: bool,
+    ) -> Self {
         Accounts {
             store,
             jwt,
             token_ttl,
+            claims_invitations,
         }
     }
 
-    /// Creates an account and turns every pending invitation for its email into a teammate.
+    /// Creates an account. With `invite_token`, the pending invitation it opens becomes a
+    /// teammate (an unknown or voided token, or one for another email, is 422 and creates
+    /// nothing); with `signup_claims_invitations`, every invitation of the email does.
     pub async fn signup(&self, request: SignupRequest) -> Result<User> {
         let email = domain::normalize_email(&request.email);
         if !domain::is_plausible_email(&email) {
@@ -63,12 +75,28 @@ impl Accounts {
                 )));
             }
         }
+        let invitation = match request.invite_token.as_deref() {
+            None => None,
+            Some(token) => Some(
+                invitations::find_by_token(self.store.as_ref(), &email, token)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::Unprocessable(
+                            "invite_token does not open a pending invitation for this email".into(),
+                        )
+                    })?,
+            ),
+        };
         let password_hash = password::hash(request.password)
             .await
             .map_err(|e| Error::Internal(e.to_string()))?;
         let now = Timestamp::now();
+        let user_id = domain::new_id();
+        if let Some(invitation) = &invitation {
+            invitations::claim(self.store.as_ref(), invitation, user_id).await?;
+        }
         let user = User {
-            id: domain::new_id(),
+            id: user_id,
             email,
             password_hash,
             firstname: request.firstname.trim().to_string(),
@@ -85,7 +113,12 @@ impl Accounts {
             }
             other => other?,
         }
-        accept_invitations(self.store.as_ref(), &user).await?;
+        if let Some(invitation) = &invitation {
+            invitations::convert(self.store.as_ref(), &user, invitation).await?;
+        }
+        if self.claims_invitations {
+            accept_invitations(self.store.as_ref(), &user, true).await?;
+        }
         Ok(user)
     }
 
@@ -106,8 +139,8 @@ impl Accounts {
         match user {
             Some(user) if matches => {
                 self.store.clear_failed_signins(&email).await?;
-                // Repairs a sign-up that stopped before it took its invitations.
-                accept_invitations(self.store.as_ref(), &user).await?;
+                // Repairs a sign-up that stopped before it took its invitation.
+                accept_invitations(self.store.as_ref(), &user, self.claims_invitations).await?;
                 Ok(user)
             }
             _ => {

@@ -4,8 +4,9 @@
 //! write back under an optimistic version check, retry on a concurrent write. Rules that span
 //! teammates (the last owner) are enforced atomically inside the store.
 
-use super::invitations::accept_invitations;
+use super::invitations;
 use super::{Access, Principal};
+use crate::auth::invitation_token;
 use crate::domain::{
     self, EventType, PendingInvitation, Project, Role, Teammate, TeammateStatus, Timestamp, User,
 };
@@ -48,8 +49,11 @@ pub struct InviteRequest {
 pub enum InviteOutcome {
     /// The email has an account: it is now an active teammate (new or reactivated).
     Teammate(Box<Teammate>),
-    /// No account yet: the invitation waits for a sign-up with that email.
-    Pending(PendingInvitation),
+    /// No account yet: the invitation waits for a sign-up with its token, shown only here.
+    Pending {
+        invitation: PendingInvitation,
+        token: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +124,7 @@ impl Teams {
         let project_id = access.project.id;
         let invited_by = Some(access.principal.actor_id());
         let Some(user) = self.store.find_user_by_email(&email).await? else {
+            let token = invitation_token::generate();
             let invitation = PendingInvitation {
                 id: domain::new_id(),
                 project_id,
@@ -128,12 +133,14 @@ impl Teams {
                 user_available: request.user_available.unwrap_or(true),
                 invited_by,
                 created_at: Timestamp::now(),
+                token_hash: invitation_token::hash(&token),
+                claimed_by: None,
             };
             self.store.put_invitation(&invitation).await?;
-            // The email may have signed up meanwhile, after reading its invitations (see
-            // `invitations`): then this side converts the invitation.
+            // The email may have signed up meanwhile: then it is an account like any other, and
+            // this side converts the invitation (see `invitations`).
             if let Some(user) = self.store.find_user_by_email(&invitation.email).await? {
-                accept_invitations(self.store.as_ref(), &user).await?;
+                invitations::convert(self.store.as_ref(), &user, &invitation).await?;
                 if let Some(teammate) = self
                     .store
                     .find_teammate_by_user(project_id, user.id)
@@ -142,7 +149,7 @@ impl Teams {
                     return Ok(InviteOutcome::Teammate(Box::new(teammate)));
                 }
             }
-            return Ok(InviteOutcome::Pending(invitation));
+            return Ok(InviteOutcome::Pending { invitation, token });
         };
         for _ in 0..MAX_WRITE_ATTEMPTS {
             match self

@@ -45,6 +45,11 @@ pub struct SignupBody {
     firstname: Option<String>,
     #[schema(max_length = 200, example = "Lee")]
     lastname: Option<String>,
+    /// The token of a pending invitation for this email (`pendingInvitation.token`): the new
+    /// account joins that project. An unknown or voided token, or one for another email, is
+    /// 422 and creates no account.
+    #[schema(example = "pgi_3q2-7wEvzz7cKZ1bq0R5yYbQJ9xX3eE0Vn1y2Zt4u8k")]
+    invite_token: Option<String>,
 }
 
 /// The sign-in body.
@@ -57,7 +62,7 @@ pub struct SigninBody {
     password: String,
 }
 
-/// Creates an account. Pending invitations for the email become teammates.
+/// Creates an account. With `invite_token`, the pending invitation it opens becomes a teammate.
 #[utoipa::path(post, path = "/v3/auth/signup", tag = "accounts",
     request_body = SignupBody,
     responses(
@@ -71,6 +76,9 @@ pub async fn signup(State(state): State<AppState>, AnyJson(body): AnyJson) -> Re
         password: field(&body, "password", true)?.to_string(),
         firstname: field(&body, "firstname", false)?.to_string(),
         lastname: field(&body, "lastname", false)?.to_string(),
+        invite_token: Some(field(&body, "invite_token", false)?)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
     };
     let user = state.accounts.signup(request).await?;
     Ok(Json(to_value(&SignupView {

@@ -170,11 +170,15 @@ pub async fn invite(
         .await?;
     match outcome {
         InviteOutcome::Teammate(teammate) => Ok(Json(state.render_teammate(&teammate).await?)),
-        InviteOutcome::Pending(invitation) => Ok(Json(to_value(&PendingInvitationView {
-            success: true,
-            msg: "User not found; an invitation is pending until they sign up with this email",
-            pending_invitation: InvitationView::from(&invitation),
-        })?)),
+        InviteOutcome::Pending { invitation, token } => {
+            Ok(Json(to_value(&PendingInvitationView {
+                success: true,
+                msg:
+                    "User not found; the invitation is pending until they sign up with this email \
+                  and its token (pendingInvitation.token, shown only now)",
+                pending_invitation: InvitationView::new(&invitation, Some(&token)),
+            })?))
+        }
     }
 }
 
