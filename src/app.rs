@@ -83,7 +83,8 @@ impl App {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
         })?;
-        let events = Events::new(store.clone());
+        let heartbeats = HeartbeatClock::new(config.heartbeat);
+        let events = Events::new(store.clone(), heartbeats.clone());
         // Fix where this node starts tailing the log now, before any request can change
         // anything, so that no event between start-up and the tailer's first read is missed.
         if let Err(e) = events.prepare_tail().await {
@@ -97,8 +98,7 @@ impl App {
             config.node_ttl,
         )?;
         let subscriptions = Subscriptions::new(store.clone(), config.webhook.allow_private);
-        let (stop, stopped) = watch::channel(false);
-        let heartbeat = config.heartbeat;
+        let (stop, _) = watch::channel(false);
         let state = AppState::new(Shared {
             config,
             store,
@@ -109,8 +109,7 @@ impl App {
             events,
             subscriptions,
             metrics: crate::telemetry::metrics_handle(),
-            shutdown: stopped,
-            heartbeats: HeartbeatClock::new(heartbeat),
+            heartbeats,
         });
         let router = http::router(state.clone());
         Ok(App {
@@ -159,6 +158,13 @@ impl App {
         ));
         let tailer = tokio::spawn(state.events.clone().run_tailers(stop.subscribe()));
         let heartbeats = tokio::spawn(state.heartbeats.clone().run(stop.subscribe()));
+        let key_checks = tokio::spawn(
+            state
+                .events
+                .revocations()
+                .clone()
+                .run_key_checks(state.store.clone(), stop.subscribe()),
+        );
         let upkeep = tokio::spawn(crate::telemetry::run_metrics_upkeep(
             state.metrics.clone(),
             stop.subscribe(),
@@ -184,6 +190,7 @@ impl App {
         let _ = webhooks.await;
         let _ = upkeep.await;
         let _ = heartbeats.await;
+        let _ = key_checks.await;
 
         let tracker = &state.tracker;
         let started = Instant::now();

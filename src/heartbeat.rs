@@ -10,8 +10,9 @@
 //! interval, so a node's pings go out in small bursts spread over the interval rather than
 //! in one burst that would delay everything else on the node.
 //!
-//! The value of each channel says whether the node is stopping: the clock sets it when the
-//! node's stop signal fires, and the sockets then close with 1012.
+//! The clock is also how the node reaches every socket and stream at once: when the node stops
+//! (they close with 1012), and when someone's access is revoked (each checks whether it is
+//! concerned: see `events::Revocations`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,8 +28,18 @@ pub const PHASES: usize = 8;
 pub enum Beat {
     /// One more heartbeat interval has passed.
     Beat,
+    /// Someone's access was revoked: check whether it is this socket's.
+    Revoked,
     /// The node is shutting down (or the clock is gone).
     Stopping,
+}
+
+/// What a phase's channel holds: counters a socket compares with what it saw last.
+#[derive(Debug, Clone, Copy, Default)]
+struct Signal {
+    beats: u32,
+    revocations: u32,
+    stopping: bool,
 }
 
 /// The clock's channels; cheap to clone.
@@ -39,22 +50,38 @@ pub struct HeartbeatClock {
 
 struct Inner {
     every: Duration,
-    /// `true` once the node is stopping.
-    phases: Vec<watch::Sender<bool>>,
+    phases: Vec<watch::Sender<Signal>>,
     next: AtomicUsize,
 }
 
 /// One socket's view of the clock.
 pub struct Heartbeat {
-    receiver: watch::Receiver<bool>,
+    receiver: watch::Receiver<Signal>,
+    beats: u32,
+    revocations: u32,
 }
 
 impl Heartbeat {
-    /// The next beat. A clock that is gone counts as stopping, so no socket outlives its node.
+    /// The next signal: a stop first, then a revocation, then a beat (a socket that missed a
+    /// beat while it was busy still gets it). A clock that is gone counts as stopping, so no
+    /// socket outlives its node. Cancel-safe: nothing is marked seen until it is returned.
     pub async fn next(&mut self) -> Beat {
-        match self.receiver.changed().await {
-            Ok(()) if !*self.receiver.borrow_and_update() => Beat::Beat,
-            _ => Beat::Stopping,
+        loop {
+            let signal = *self.receiver.borrow_and_update();
+            if signal.stopping {
+                return Beat::Stopping;
+            }
+            if signal.revocations != self.revocations {
+                self.revocations = signal.revocations;
+                return Beat::Revoked;
+            }
+            if signal.beats != self.beats {
+                self.beats = signal.beats;
+                return Beat::Beat;
+            }
+            if self.receiver.changed().await.is_err() {
+                return Beat::Stopping;
+            }
         }
     }
 }
@@ -65,7 +92,9 @@ impl HeartbeatClock {
         HeartbeatClock {
             inner: Arc::new(Inner {
                 every,
-                phases: (0..PHASES).map(|_| watch::channel(false).0).collect(),
+                phases: (0..PHASES)
+                    .map(|_| watch::channel(Signal::default()).0)
+                    .collect(),
                 next: AtomicUsize::new(0),
             }),
         }
@@ -75,12 +104,20 @@ impl HeartbeatClock {
     /// subscribes after the node began stopping is told so at once.
     pub fn subscribe(&self) -> Heartbeat {
         let phase = self.inner.next.fetch_add(1, Ordering::Relaxed) % PHASES;
-        let sender = &self.inner.phases[phase];
-        let mut receiver = sender.subscribe();
-        if *sender.borrow() {
-            receiver.mark_changed();
+        let receiver = self.inner.phases[phase].subscribe();
+        let now = *receiver.borrow();
+        Heartbeat {
+            receiver,
+            beats: now.beats,
+            revocations: now.revocations,
         }
-        Heartbeat { receiver }
+    }
+
+    /// Wakes every socket and stream with [`Beat::Revoked`].
+    pub fn revoked(&self) {
+        for sender in &self.inner.phases {
+            sender.send_modify(|s| s.revocations = s.revocations.wrapping_add(1));
+        }
     }
 
     /// Beats until `stop` turns true (or its sender is dropped), then tells every socket that
@@ -95,14 +132,14 @@ impl HeartbeatClock {
         while !*stop.borrow_and_update() {
             tokio::select! {
                 _ = ticks.tick() => {
-                    phases[phase].send_modify(|_| {});
+                    phases[phase].send_modify(|s| s.beats = s.beats.wrapping_add(1));
                     phase = (phase + 1) % PHASES;
                 }
                 changed = stop.changed() => if changed.is_err() { break },
             }
         }
         for sender in phases {
-            sender.send_replace(true);
+            sender.send_modify(|s| s.stopping = true);
         }
     }
 }
@@ -137,6 +174,25 @@ mod tests {
         }
         let mut late = clock.subscribe();
         assert_eq!(late.next().await, Beat::Stopping);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revocation_wakes_every_socket_and_no_beat_is_lost() {
+        let clock = HeartbeatClock::new(Duration::from_millis(800));
+        let (_stop, stopped) = watch::channel(false);
+        let _running = tokio::spawn(clock.clone().run(stopped));
+        let mut sockets: Vec<Heartbeat> = (0..PHASES).map(|_| clock.subscribe()).collect();
+        clock.revoked();
+        for socket in &mut sockets {
+            assert_eq!(socket.next().await, Beat::Revoked);
+        }
+        // A beat and a revocation while the socket was busy: both are told, the revocation first.
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        clock.revoked();
+        for socket in &mut sockets {
+            assert_eq!(socket.next().await, Beat::Revoked);
+            assert_eq!(socket.next().await, Beat::Beat);
+        }
     }
 
     #[tokio::test]

@@ -15,7 +15,6 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::Value;
 use std::ops::Deref;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// What every handler and agent socket can reach. One pointer: every socket holds a clone.
 #[derive(Clone)]
@@ -32,10 +31,8 @@ pub struct Shared {
     pub events: Events,
     pub subscriptions: Subscriptions,
     pub metrics: PrometheusHandle,
-    /// Turns true when the node shuts down.
-    pub shutdown: watch::Receiver<bool>,
-    /// Beats every agent socket's heartbeat, and tells them when the node shuts down (they
-    /// close with 1012).
+    /// Beats every agent socket's heartbeat; tells sockets and SSE streams when access is
+    /// revoked and when the node shuts down (sockets close with 1012).
     pub heartbeats: HeartbeatClock,
 }
 

@@ -223,10 +223,11 @@ fn distinct_ids(receiver: &Receiver) -> usize {
         .len()
 }
 
-/// A key deleted through one node: its socket and its stream on another node end within about a
-/// heartbeat interval (that node learns it at its next check of the key).
+/// A key deleted through one node: its socket (4003) and its stream on another node end within
+/// 1 s (that node learns it at its next check of its keys), with a heartbeat far longer than
+/// that.
 async fn a_key_deleted_on_one_node_is_cut_off_on_the_others(redis: Backend) {
-    let nodes = nodes(&redis, 2, &[("heartbeat_ms", "300")]).await;
+    let nodes = nodes(&redis, 2, &[("heartbeat_ms", "60000")]).await;
     let (a, b) = (&nodes[0], &nodes[1]);
     let common::OwnerAndAgent { owner, pid, .. } = a.owner_and_agent().await;
     let created = a
@@ -248,14 +249,12 @@ async fn a_key_deleted_on_one_node_is_cut_off_on_the_others(redis: Backend) {
     .await
     .expect(200);
     let deleted = Instant::now();
-    assert_eq!(socket.closed_with().await, Some(1008));
+    assert_eq!(socket.closed_with().await, Some(4003));
     let ended = stream.try_next(Duration::from_secs(3)).await;
     assert_eq!(ended, Ok(None), "the stream ends");
-    assert!(
-        deleted.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        deleted.elapsed()
-    );
+    let took = deleted.elapsed();
+    println!("socket closed and stream ended {took:?} after the key's deletion");
+    assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
 backend_tests!(

@@ -1127,53 +1127,121 @@ async fn ws_until(agent: &mut common::Agent, event_type: &str, n: usize) {
     }
 }
 
-/// Taking a credential away takes effect at once: a disabled teammate is refused on the
-/// project's routes, socket and stream, and its open stream and socket topics stop receiving
-/// the project's events; a deleted API key is refused everywhere.
+/// Taking a credential away takes effect at once (finding 6 of issue 22). For each way of
+/// removing a teammate (disable, trash, hard delete): its counted socket and its observing socket
+/// get the event that says so, then close with 4003; its SSE stream gets the event and ends; all
+/// within 1 s. It is refused afterwards on the project's routes, socket and stream. Brought back
+/// (re-enabled, restored, invited again), it reconnects and is counted (online) again. A deleted
+/// API key's socket and stream end the same way, and the key is refused everywhere.
 async fn revoked_credentials_lose_access(engine: Engine) {
-    let app = spawn_app_with(engine, &[]).await;
+    let app = spawn_app_with(engine, &[("offline_grace_ms", "0")]).await;
     let t = app.owner_and_agent().await;
-    let events_topic = format!("/{}/events", t.pid);
-    let mut sse = app
-        .sse(&t.pid, Some(&t.agent.token), "", None)
+    let mut puid = t.puid.clone();
+    for (mode, query, back) in [
+        ("disable", "", "enable"),
+        ("trash", "?soft=true", "restore"),
+        ("delete", "?hard=true", "invite"),
+    ] {
+        let mut sse = app
+            .sse(&t.pid, Some(&t.agent.token), "", None)
+            .await
+            .expect("the agent's stream opens");
+        let mut counted = app.ws(&token_query(&t.agent.token)).await;
+        let mut watching = app
+            .ws(&format!("{}&presence=false", token_query(&t.agent.token)))
+            .await;
+        for topic in [
+            format!("/{}/events", t.pid),
+            format!("/{}/project_users", t.pid),
+        ] {
+            let frames = watching.subscribe(&topic, None).await;
+            assert_eq!(frames[0]["action"], json!("subscribed"), "{frames:?}");
+        }
+        app.wait_status(&t.pid, &puid, &t.owner.token, "online", WAIT)
+            .await;
+        let removed = Instant::now();
+        app.delete(
+            &format!("/v3/{}/project_users/{puid}{query}", t.pid),
+            &t.owner.token,
+        )
         .await
-        .expect("the agent's stream opens");
-    let mut ws = app
-        .ws(&format!("{}&presence=false", token_query(&t.agent.token)))
-        .await;
-    for topic in [events_topic.clone(), format!("/{}/project_users", t.pid)] {
-        let frames = ws.subscribe(&topic, None).await;
-        assert_eq!(frames[0]["action"], json!("subscribed"), "{frames:?}");
-    }
-    app.delete(
-        &format!("/v3/{}/project_users/{}", t.pid, t.puid),
-        &t.owner.token,
-    )
-    .await
-    .expect(200);
-    sse_until(&mut sse, "project_user.disable").await;
-    ws_until(&mut ws, "project_user.disable", 2).await;
-    // The project goes on changing; the disabled agent sees none of it.
-    app.put(
-        &format!("/v3/{}/project_users", t.pid),
-        &t.owner.token,
-        json!({"user_available": false, "profileStatus": "secret meeting"}),
-    )
-    .await
-    .expect(200);
-    sse.expect_silence(Duration::from_millis(500)).await;
-    ws.expect_silence(Duration::from_millis(200)).await;
-    app.get(&format!("/v3/{}/project_users", t.pid), &t.agent.token)
-        .await
-        .expect_error(403);
-    let refused = app.sse(&t.pid, Some(&t.agent.token), "", None).await;
-    assert_eq!(refused.err().map(|r| r.status.as_u16()), Some(403));
-    let with_project = format!("project_id={}&{}", t.pid, token_query(&t.agent.token));
-    assert_eq!(app.ws_refused(&with_project).await, 403);
-    let frames = ws.subscribe(&events_topic, None).await;
-    assert_eq!(frames[0]["action"], json!("error"), "{frames:?}");
+        .expect(200);
+        let event = if mode == "disable" {
+            "project_user.disable"
+        } else {
+            "project_user.delete"
+        };
+        ws_until(&mut watching, event, 2).await;
+        assert_eq!(watching.closed_with().await, Some(4003), "{mode}");
+        assert_eq!(counted.closed_with().await, Some(4003), "{mode}");
+        sse_until(&mut sse, event).await;
+        assert_eq!(
+            sse.try_next(WAIT).await,
+            Ok(None),
+            "{mode}: the stream ends"
+        );
+        let took = removed.elapsed();
+        println!("{mode}: sockets closed and stream ended {took:?} after the removal");
+        assert!(took < Duration::from_secs(1), "{mode}: {took:?}");
 
-    // A deleted API key is refused on REST, the socket and SSE.
+        app.get(&format!("/v3/{}/project_users", t.pid), &t.agent.token)
+            .await
+            .expect_error(403);
+        let refused = app.sse(&t.pid, Some(&t.agent.token), "", None).await;
+        assert_eq!(refused.err().map(|r| r.status.as_u16()), Some(403));
+        let with_project = format!("project_id={}&{}", t.pid, token_query(&t.agent.token));
+        assert_eq!(app.ws_refused(&with_project).await, 403, "{mode}");
+        if mode != "disable" {
+            let view = app
+                .get(
+                    &format!("/v3/{}/project_users/{puid}", t.pid),
+                    &t.owner.token,
+                )
+                .await;
+            assert_eq!(
+                view.status.as_u16(),
+                if mode == "trash" { 200 } else { 404 }
+            );
+        }
+
+        // Brought back, the teammate reconnects and is counted again.
+        match back {
+            "enable" => {
+                app.put(
+                    &format!("/v3/{}/project_users/{puid}", t.pid),
+                    &t.owner.token,
+                    json!({"status": "active"}),
+                )
+                .await
+                .expect(200);
+            }
+            "restore" => {
+                app.put(
+                    &format!("/v3/{}/project_users/{puid}/restore", t.pid),
+                    &t.owner.token,
+                    json!({}),
+                )
+                .await
+                .expect(200);
+            }
+            _ => {
+                puid = app.add_member(&t.owner, &t.pid, &t.agent, "agent").await["_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+            }
+        }
+        let mut again = app.ws(&token_query(&t.agent.token)).await;
+        app.wait_status(&t.pid, &puid, &t.owner.token, "online", WAIT)
+            .await;
+        assert!(answers_heartbeat(&mut again.ws).await, "{mode}");
+        again.ws.close(None).await.unwrap();
+        app.wait_status(&t.pid, &puid, &t.owner.token, "offline", WAIT)
+            .await;
+    }
+
+    // A deleted API key: its socket (subscribed) and its stream end within 1 s, and it is
+    // refused on REST, the socket and SSE.
     let created = app
         .post(
             &format!("/v3/{}/keys", t.pid),
@@ -1186,12 +1254,31 @@ async fn revoked_credentials_lose_access(engine: Engine) {
     app.get(&format!("/v3/{}/project_users", t.pid), key)
         .await
         .expect(200);
+    let mut key_socket = app.ws(&token_query(key)).await;
+    key_socket
+        .subscribe(&format!("/{}/events", t.pid), None)
+        .await;
+    let mut idle_key_socket = app.ws(&token_query(key)).await;
+    let mut key_sse = app.sse(&t.pid, Some(key), "", None).await.expect("opens");
+    let deleted = Instant::now();
     app.delete(
         &format!("/v3/{}/keys/{}", t.pid, created["_id"].as_str().unwrap()),
         &t.owner.token,
     )
     .await
     .expect(200);
+    assert_eq!(key_socket.closed_with().await, Some(4003));
+    assert_eq!(idle_key_socket.closed_with().await, Some(4003));
+    assert_eq!(
+        key_sse.try_next(WAIT).await,
+        Ok(None),
+        "the key's stream ends"
+    );
+    assert!(
+        deleted.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        deleted.elapsed()
+    );
     app.get(&format!("/v3/{}/project_users", t.pid), key)
         .await
         .expect_error(401);
@@ -1216,6 +1303,8 @@ engine_tests!(
 async fn connection_limits_per_user_refuse_the_handshake_with_429() {
     let app = spawn_app_with(Engine::Memory, &[("max_connections_per_user", "2")]).await;
     let (ann, bob) = tokio::join!(app.new_user("ann"), app.new_user("bob"));
+    let pid = app.new_project(&ann).await;
+    app.add_member(&ann, &pid, &bob, "agent").await;
     let ann_ws = format!("/ws?{}", token_query(&ann.token));
     let mut first = ws_connect(app.port, &ann_ws).await.expect("first");
     let mut second = ws_connect(app.port, &ann_ws).await.expect("second");
@@ -1251,6 +1340,7 @@ async fn connection_limits_per_node_close_the_extra_socket_with_1013() {
     let app = spawn_app_with(Engine::Memory, &[("max_connections", "3")]).await;
     let (owner, bob) = tokio::join!(app.new_user("owner"), app.new_user("bob"));
     let pid = app.new_project(&owner).await;
+    app.add_member(&owner, &pid, &bob, "agent").await;
     let key = new_key(&app, &pid, &owner.token, "agent").await;
     let queries = [
         format!("/ws?{}", token_query(&owner.token)),

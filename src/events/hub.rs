@@ -5,11 +5,8 @@
 //! its next `recv` (it cannot be waiting in `recv` then: its queue is full).
 //! Each event's frame for a topic is built once, however many listeners share the topic.
 //!
-//! Access is checked when a listener subscribes. When a teammate is disabled or removed from a
-//! project, every listener of that user loses its topics in that project at once (the event that
-//! says so is the last it gets), so a socket or stream opened earlier does not keep watching; the
-//! same when an API key is deleted on this node. (Other nodes notice a deleted key at their
-//! sockets' and streams' next heartbeat.)
+//! Access is checked when a listener subscribes. When it is revoked, [`Hub::revoke`] takes the
+//! principal's listeners off the project's topics at once (see `revocation.rs`).
 
 use super::{RenderedEvent, Topic};
 use crate::domain::{EventType, Id};
@@ -104,9 +101,6 @@ impl Hub {
         for (topic, id) in dropped {
             self.remove(&topic, id);
         }
-        if matches!(event.event_type, EventType::Disable | EventType::Delete) {
-            self.revoke(event.project_id, event.user_id);
-        }
     }
 
     /// Unregisters every listener of `principal` (a user or an API key that lost its access)
@@ -167,8 +161,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Starts receiving `topic`'s events (from now on). `false` if it was subscribed already
-    /// (it is registered again all the same: the hub may have revoked it).
+    /// Starts receiving `topic`'s events (from now on). `false` if it was subscribed already.
     pub fn subscribe(&mut self, topic: Topic) -> bool {
         let new = !self.topics.contains(&topic);
         if new {
@@ -207,6 +200,11 @@ impl Listener {
             return None;
         }
         self.receiver.recv().await
+    }
+
+    /// A published event that is waiting already, if any (never waits).
+    pub fn try_recv(&mut self) -> Option<Published> {
+        self.receiver.try_recv().ok()
     }
 
     /// The listener fell behind (its queue filled up) and gets no more events.

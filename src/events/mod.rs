@@ -7,14 +7,17 @@
 
 mod hub;
 mod render;
+mod revocation;
 mod topic;
 
 pub use hub::{update_frame, Hub, Listener, Published, LISTENER_QUEUE};
 pub use render::{render, RenderedEvent};
+pub use revocation::{KeyWatch, Revocations, KEY_CHECK_INTERVAL};
 pub use topic::{Topic, TopicKind};
 
-use crate::domain::{EventIds, Id, LogPosition, LoggedEvent, Partition};
+use crate::domain::{EventIds, EventType, Id, LogPosition, LoggedEvent, Partition};
 use crate::error::Result;
+use crate::heartbeat::HeartbeatClock;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +33,7 @@ const TAIL_WAIT: Duration = Duration::from_secs(1);
 pub struct Events {
     store: Arc<dyn Store>,
     hub: Arc<Hub>,
+    revocations: Revocations,
     ids: Arc<OnceCell<EventIds>>,
     /// Where the tailers start (one position per partition), fixed at start-up by
     /// [`Events::prepare_tail`].
@@ -54,10 +58,13 @@ pub enum Resume {
 }
 
 impl Events {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// The clock is the one that beats the node's sockets: revocations wake them through it.
+    pub fn new(store: Arc<dyn Store>, clock: HeartbeatClock) -> Self {
+        let hub = Hub::new();
         Events {
             store,
-            hub: Hub::new(),
+            revocations: Revocations::new(hub.clone(), clock),
+            hub,
             ids: Arc::new(OnceCell::new()),
             tail_from: Arc::new(OnceCell::new()),
         }
@@ -75,6 +82,10 @@ impl Events {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 
     /// The deployment's event ids (the salt is read from the store once).
@@ -218,7 +229,15 @@ impl Events {
                         metrics::counter!("events_published_total")
                             .increment(rendered.len() as u64);
                         for event in rendered {
+                            // A teammate that lost its access gets the event that says so, and
+                            // nothing after it.
+                            let revoked =
+                                matches!(event.event_type, EventType::Disable | EventType::Delete)
+                                    .then_some((event.project_id, event.user_id));
                             self.hub.publish(Arc::new(event));
+                            if let Some((project_id, user_id)) = revoked {
+                                self.revocations.revoke(project_id, user_id);
+                            }
                         }
                     })
                 }

@@ -132,6 +132,11 @@ impl Registration {
             channel: channel.into_boxed_str(),
         }
     }
+
+    /// Whether the socket counts for a teammate of `project_id`.
+    pub fn counts_in(&self, project_id: Id) -> bool {
+        self.keys.iter().any(|k| k.project_id == project_id)
+    }
 }
 
 impl Tracker {

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use session::SessionSetup;
+use topics::KeyCaller;
 use upgrade::Upgrade;
 
 /// Messages (and frames) over this close the socket with 1009 (CONTRACT §9).
@@ -99,6 +100,8 @@ async fn agent_socket(State(state): State<AppState>, request: Request) -> Respon
 }
 
 async fn handshake(state: AppState, mut request: Request) -> Result<Response, Error> {
+    // Before any access is checked: a revocation from here on reaches the socket.
+    let revocations_from = state.events.revocations().mark();
     let upgrade = Upgrade::from_request(&mut request);
     let (mut parts, _body) = request.into_parts();
     let RawQuery(query) = RawQuery::from_request_parts(&mut parts, &state)
@@ -134,7 +137,10 @@ async fn handshake(state: AppState, mut request: Request) -> Result<Response, Er
         return Ok(upgrade.accept(session::refuse_node_full));
     };
     let api_key = match principal {
-        Principal::ApiKey(key) => Some(Box::new(key)),
+        Principal::ApiKey(key) => Some(Box::new(KeyCaller {
+            watch: state.events.revocations().watch_key(&key),
+            key,
+        })),
         Principal::User(_) => None,
     };
     // Boxed until the session starts: the upgrade task holds it meanwhile.
@@ -145,6 +151,7 @@ async fn handshake(state: AppState, mut request: Request) -> Result<Response, Er
         channel: options.channel,
         keys,
         slot,
+        revocations_from,
     });
     Ok(upgrade.accept(move |socket| session::run(socket, state, *setup)))
 }

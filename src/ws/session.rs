@@ -8,9 +8,9 @@
 
 use super::frames::{self, frame_error, ClientFrame, FrameError};
 use super::rate::{RateLimiter, Verdict};
-use super::topics::{self, SocketCaller, Subscriptions};
+use super::topics::{self, KeyCaller, SocketCaller, Subscriptions};
 use super::upgrade::{self, Socket};
-use crate::domain::{ApiKey, Id, PresenceKey, Teammate};
+use crate::domain::{Id, PresenceKey, Teammate};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::presence::{Registration, UserSlot};
 use crate::service::{Access, Principal, TeammatePatch};
@@ -40,19 +40,25 @@ pub mod close_code {
     /// The socket did not read its topics' events fast enough and was dropped; reconnect and
     /// resume with `since`. Also: the node is full; connect to another node or try again later.
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Access revoked: the teammate was disabled, trashed or deleted in a project the socket is
+    /// in, or its API key was deleted. A client may reconnect: it then counts only where it
+    /// still may.
+    pub const REVOKED: u16 = 4003;
 }
 
 /// Who is on the socket and what it counts for, as the handshake found it.
 pub struct SessionSetup {
     pub user_id: Option<Id>,
     /// The API key, for key sockets (boxed: user sockets, the many, pay one pointer).
-    pub api_key: Option<Box<ApiKey>>,
+    pub api_key: Option<Box<KeyCaller>>,
     /// `project_id` of the handshake, if any.
     pub project_id: Option<Id>,
     pub channel: String,
     /// The teammates this socket counts for (empty for API keys and `presence=false`).
     pub keys: Vec<PresenceKey>,
     pub slot: UserSlot,
+    /// Revocations recorded after this (taken before the handshake checked access) close it.
+    pub revocations_from: u64,
 }
 
 /// What an open socket holds between frames: everything an idle socket costs, besides the
@@ -66,6 +72,7 @@ struct Session {
     /// The socket's place in the per-user and per-node limits, freed once it is uncounted.
     slot: Option<UserSlot>,
     heartbeat: Heartbeat,
+    revocations_from: u64,
     last_heard: Instant,
     limiter: RateLimiter,
     subscriptions: Option<Box<Subscriptions>>,
@@ -89,6 +96,7 @@ pub fn run(
         channel,
         keys,
         slot,
+        revocations_from,
     } = setup;
     let now = Instant::now();
     let mut session = Session {
@@ -99,6 +107,7 @@ pub fn run(
         caller: SocketCaller { user_id, api_key },
         project_id,
         slot: Some(slot),
+        revocations_from,
         last_heard: now,
         limiter: RateLimiter::new(now),
         subscriptions: None,
@@ -125,26 +134,16 @@ enum Closing {
 
 impl Session {
     async fn serve(&mut self) {
-        if let Some(registration) = &self.registration {
+        // Revoked while the handshake ran: close before counting.
+        let revoked = self.revoked();
+        if let (false, Some(registration)) = (revoked, &self.registration) {
             // Boxed here and below: a task's future is as large as its largest await, and
             // every idle socket would otherwise pay for these rarely-taken paths.
             Box::pin(self.state.tracker.connect(registration)).await;
         }
-        let closing = loop {
-            let flow = tokio::select! {
-                frame = topics::next(&mut self.subscriptions) => match frame {
-                    None => Flow::Close(Closing::Code(close_code::TRY_AGAIN_LATER, "slow consumer: resume with since")),
-                    Some(frame) => self.send(Message::Text(frame)).await,
-                },
-                message = self.socket.next() => Box::pin(self.on_message(message)).await,
-                beat = self.heartbeat.next() => match beat {
-                    Beat::Beat => Box::pin(self.on_heartbeat()).await,
-                    Beat::Stopping => Flow::Close(Closing::Code(close_code::RESTART, "node restarting")),
-                },
-            };
-            if let Flow::Close(closing) = flow {
-                break closing;
-            }
+        let closing = match revoked {
+            true => Closing::Code(close_code::REVOKED, "access revoked"),
+            false => self.run().await,
         };
         // Uncount first: the close handshake may take up to a second.
         if let Some(registration) = self.registration.take() {
@@ -157,6 +156,28 @@ impl Session {
             }
             Closing::Answer => Box::pin(upgrade::finish(&mut self.socket)).await,
             Closing::Gone => {}
+        }
+    }
+
+    /// Serves the socket until it has to close.
+    async fn run(&mut self) -> Closing {
+        loop {
+            let flow = tokio::select! {
+                frame = topics::next(&mut self.subscriptions) => match frame {
+                    None => Flow::Close(Closing::Code(close_code::TRY_AGAIN_LATER, "slow consumer: resume with since")),
+                    Some(frame) => self.send(Message::Text(frame)).await,
+                },
+                message = self.socket.next() => Box::pin(self.on_message(message)).await,
+                beat = self.heartbeat.next() => match beat {
+                    Beat::Beat => Box::pin(self.on_heartbeat()).await,
+                    Beat::Revoked if self.revoked() => Box::pin(self.on_revoked()).await,
+                    Beat::Revoked => Flow::Continue,
+                    Beat::Stopping => Flow::Close(Closing::Code(close_code::RESTART, "node restarting")),
+                },
+            };
+            if let Flow::Close(closing) = flow {
+                return closing;
+            }
         }
     }
 
@@ -208,7 +229,41 @@ impl Session {
         Flow::Continue
     }
 
-    /// Every heartbeat interval: drop a silent client, re-check an API key, ping.
+    /// Whether a revocation since the handshake concerns this socket: its user or key, in a
+    /// project it counts for, named at its handshake, watches a topic of, or (a key) belongs to.
+    fn revoked(&self) -> bool {
+        let involves = |project_id: Id| {
+            self.project_id == Some(project_id)
+                || self
+                    .registration
+                    .as_ref()
+                    .is_some_and(|r| r.counts_in(project_id))
+                || topics::in_project(&self.subscriptions, project_id)
+                || self
+                    .caller
+                    .api_key
+                    .as_ref()
+                    .is_some_and(|k| k.key.project_id == project_id)
+        };
+        self.state.events.revocations().concerns(
+            self.revocations_from,
+            self.caller.principal_id(),
+            involves,
+        )
+    }
+
+    /// Access revoked: the frames already queued go out (the event that revoked it is the last
+    /// one), then the socket closes with 4003.
+    async fn on_revoked(&mut self) -> Flow {
+        for frame in topics::waiting(&mut self.subscriptions) {
+            if let Flow::Close(closing) = self.send(Message::Text(frame)).await {
+                return Flow::Close(closing);
+            }
+        }
+        Flow::Close(Closing::Code(close_code::REVOKED, "access revoked"))
+    }
+
+    /// Every heartbeat interval: drop a silent client, ping.
     async fn on_heartbeat(&mut self) -> Flow {
         let every = self.state.config.heartbeat;
         if self.last_heard.elapsed() > every * 2 {
@@ -216,9 +271,6 @@ impl Session {
                 close_code::HEARTBEAT_TIMEOUT,
                 "heartbeat timeout",
             ));
-        }
-        if self.caller.api_key.is_some() && !self.caller.still_valid(&self.state).await {
-            return Flow::Close(Closing::Code(close_code::POLICY, "the API key was deleted"));
         }
         if let Flow::Close(closing) = self.send(text_message(frames::heartbeat("ping"))).await {
             return Flow::Close(closing);

@@ -4,7 +4,9 @@
 use super::frames::{self, frame_error, FrameError};
 use crate::domain::{ApiKey, Id, LogPosition};
 use crate::error::Error;
-use crate::events::{update_frame, Listener, RenderedEvent, Resume, Topic, TopicKind};
+use crate::events::{
+    update_frame, KeyWatch, Listener, Published, RenderedEvent, Resume, Topic, TopicKind,
+};
 use crate::service::{Access, Principal};
 use crate::state::AppState;
 use serde_json::Value;
@@ -14,7 +16,15 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// Who is on the socket, kept small (an idle socket holds it): the user's id, or the API key.
 pub struct SocketCaller {
     pub user_id: Option<Id>,
-    pub api_key: Option<Box<ApiKey>>,
+    /// Boxed: user sockets, the many, pay one pointer.
+    pub api_key: Option<Box<KeyCaller>>,
+}
+
+/// An API key on a socket, checked by the node while the socket lives (a deleted key's sockets
+/// close within a second).
+pub struct KeyCaller {
+    pub key: ApiKey,
+    pub watch: KeyWatch,
 }
 
 impl SocketCaller {
@@ -22,18 +32,9 @@ impl SocketCaller {
     pub fn principal_id(&self) -> Id {
         match (&self.user_id, &self.api_key) {
             (Some(user), _) => *user,
-            (None, Some(key)) => key.id,
+            (None, Some(caller)) => caller.key.id,
             (None, None) => Id::nil(),
         }
-    }
-
-    /// Whether an API key caller's key still exists (a user caller: always). Checked at every
-    /// heartbeat of a socket with subscriptions, so a key deleted on another node stops its
-    /// sockets within one interval.
-    pub async fn still_valid(&self, state: &AppState) -> bool {
-        // A store that cannot answer is not a verdict: only a key that is gone fails.
-        self.api_key.is_none()
-            || !matches!(self.principal(state).await, Err(Error::Unauthorized(_)))
     }
 
     /// The caller as it is now: a deleted user or key can no longer subscribe.
@@ -44,7 +45,7 @@ impl SocketCaller {
                 .map(Principal::User)
                 .ok_or(Error::Unauthorized("the user no longer exists"));
         }
-        let hash = self.api_key.as_ref().map(|k| k.secret_hash.as_str());
+        let hash = self.api_key.as_ref().map(|k| k.key.secret_hash.as_str());
         let key = match hash {
             Some(hash) => state.store.find_api_key(hash).await?,
             None => None,
@@ -61,6 +62,39 @@ pub struct Subscriptions {
     replayed: HashMap<Topic, LogPosition>,
 }
 
+/// Whether the socket watches a topic of `project_id`.
+pub fn in_project(subscriptions: &Option<Box<Subscriptions>>, project_id: Id) -> bool {
+    subscriptions.as_ref().is_some_and(|subs| {
+        subs.listener
+            .topics()
+            .iter()
+            .any(|t| t.project_id == project_id)
+    })
+}
+
+/// The frames already waiting for the socket (never waits): what a socket whose access was
+/// revoked still sends, the event that revoked it last.
+pub fn waiting(subscriptions: &mut Option<Box<Subscriptions>>) -> Vec<Utf8Bytes> {
+    let Some(subs) = subscriptions.as_mut() else {
+        return Vec::new();
+    };
+    let mut frames = Vec::new();
+    while let Some(published) = subs.listener.try_recv() {
+        if subs.is_new(&published) {
+            frames.push(published.frame);
+        }
+    }
+    frames
+}
+
+impl Subscriptions {
+    /// Whether a published event is not one a replay sent already.
+    fn is_new(&self, published: &Published) -> bool {
+        let seen = self.replayed.get(&published.topic);
+        seen.is_none_or(|p| published.event.position > *p)
+    }
+}
+
 /// The next frame to send for the socket's topics. Never resolves without subscriptions;
 /// `None` once the socket fell behind and the hub dropped it.
 pub async fn next(subscriptions: &mut Option<Box<Subscriptions>>) -> Option<Utf8Bytes> {
@@ -69,11 +103,9 @@ pub async fn next(subscriptions: &mut Option<Box<Subscriptions>>) -> Option<Utf8
     };
     loop {
         let published = subs.listener.recv().await?;
-        let seen = subs.replayed.get(&published.topic);
-        if seen.is_some_and(|p| published.event.position <= *p) {
-            continue;
+        if subs.is_new(&published) {
+            return Some(published.frame);
         }
-        return Some(published.frame);
     }
 }
 

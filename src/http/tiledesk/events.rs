@@ -9,13 +9,13 @@
 use crate::domain::Role;
 use crate::domain::{EventType, Id, LogPosition};
 use crate::error::{Error, Result};
-use crate::events::{Listener, RenderedEvent, Resume, Topic, TopicKind};
+use crate::events::{KeyWatch, Listener, RenderedEvent, Resume, Revocations, Topic, TopicKind};
+use crate::heartbeat::{Beat, Heartbeat};
 use crate::http::extract::parse_id;
 use crate::http::extract::Path;
 use crate::http::params::ProjectPath;
 use crate::service::{Access, Principal};
 use crate::state::AppState;
-use crate::store::Store;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -24,7 +24,6 @@ use futures::stream::{self, Stream};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 struct Query {
     token: Option<String>,
@@ -79,6 +78,8 @@ pub async fn stream(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
+    // Before any access is checked: a revocation from here on ends the stream.
+    let revocations_from = state.events.revocations().mark();
     let query = Query::parse(raw.as_deref())?;
     let principal = match (&query.token, headers.get(header::AUTHORIZATION)) {
         (Some(token), _) => state.accounts.token(token).await?,
@@ -128,21 +129,27 @@ pub async fn stream(
             }
         }
     }
-    let key_check = match &access.principal {
-        Principal::ApiKey(key) => {
-            let every = state.config.heartbeat;
-            let interval = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            Some((state.store.clone(), key.secret_hash.clone(), interval))
-        }
+    let revocations = state.events.revocations();
+    let key_watch = match &access.principal {
+        Principal::ApiKey(key) => Some(revocations.watch_key(key)),
         Principal::User(_) => None,
     };
     let feed = Feed {
         listener,
         first,
         replayed_up_to,
-        shutdown: state.shutdown.clone(),
-        key_check,
+        signals: state.heartbeats.subscribe(),
+        revocations: revocations.clone(),
+        revocations_from,
+        principal: access.principal.actor_id(),
+        project_id: pid,
+        _key_watch: key_watch,
+        ending: false,
     };
+    // Revoked while this request ran (from here on, the feed's signals tell it).
+    if feed.revoked() {
+        return Err(Error::forbidden("access revoked"));
+    }
     Ok(Sse::new(feed.into_stream())
         .keep_alive(
             KeepAlive::new()
@@ -160,15 +167,29 @@ fn sse_event(e: &RenderedEvent) -> Event {
 }
 
 /// One SSE client's events: the replay first, then live events (minus those the replay sent),
-/// until it falls behind or the node shuts down.
+/// until it falls behind, its access is revoked, or the node shuts down.
 struct Feed {
     listener: Listener,
     first: VecDeque<Event>,
     replayed_up_to: Option<LogPosition>,
-    shutdown: watch::Receiver<bool>,
-    /// For an API key's stream: the store and the key's hash, to end the stream once the key is
-    /// deleted (checked every heartbeat interval).
-    key_check: Option<(Arc<dyn Store>, String, tokio::time::Interval)>,
+    /// The node's signals to every socket and stream: revocations and the stop.
+    signals: Heartbeat,
+    revocations: Revocations,
+    revocations_from: u64,
+    principal: crate::domain::Id,
+    project_id: crate::domain::Id,
+    /// An API key's stream keeps the key checked while it lives.
+    _key_watch: Option<KeyWatch>,
+    /// Revoked: the events already queued go out (the one that revoked it last), then it ends.
+    ending: bool,
+}
+
+impl Feed {
+    fn revoked(&self) -> bool {
+        let project_id = self.project_id;
+        self.revocations
+            .concerns(self.revocations_from, self.principal, |p| p == project_id)
+    }
 }
 
 impl Feed {
@@ -178,22 +199,19 @@ impl Feed {
                 return Some((Ok(event), feed));
             }
             loop {
-                let key_tick = async {
-                    match feed.key_check.as_mut() {
-                        Some((_, _, interval)) => interval.tick().await,
-                        None => std::future::pending().await,
-                    }
-                };
-                let published = tokio::select! {
-                    published = feed.listener.recv() => published?,
-                    _ = feed.shutdown.changed() => return None,
-                    _ = key_tick => {
-                        if let Some((store, hash, _)) = &feed.key_check {
-                            if matches!(store.find_api_key(hash).await, Ok(None)) {
-                                return None;
+                let published = if feed.ending {
+                    feed.listener.try_recv()?
+                } else {
+                    tokio::select! {
+                        published = feed.listener.recv() => published?,
+                        signal = feed.signals.next() => match signal {
+                            Beat::Stopping => return None,
+                            Beat::Revoked if feed.revoked() => {
+                                feed.ending = true;
+                                continue;
                             }
-                        }
-                        continue;
+                            Beat::Revoked | Beat::Beat => continue,
+                        },
                     }
                 };
                 let event: &Arc<RenderedEvent> = &published.event;

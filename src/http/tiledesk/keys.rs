@@ -117,8 +117,8 @@ pub async fn remove(
         .delete_api_key(access.project.id, id)
         .await?
         .ok_or_else(|| Error::not_found("API key"))?;
-    // Its open sockets and streams on this node stop at once; other nodes notice at their
-    // next heartbeat.
-    state.events.hub().revoke(access.project.id, key.id);
+    // Its open sockets and streams on this node end at once; other nodes find the key gone at
+    // their next key check (within `KEY_CHECK_INTERVAL`).
+    state.events.revocations().revoke(access.project.id, key.id);
     Ok(Json(to_value(&ApiKeyView::new(&key, None))?))
 }
