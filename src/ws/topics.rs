@@ -176,7 +176,7 @@ async fn try_subscribe(
             subs.replayed.insert(topic, up_to);
             out.extend(missed.iter().map(|e| update_frame(&topic, e)));
         }
-        Ok(Start::Snapshot(frame)) => out.push(frame),
+        Ok(Start::Snapshot(frames)) => out.extend(frames),
         Err(e) => {
             // Refused after all: no live events for a topic whose start the client never got.
             subs.listener.unsubscribe(&topic);
@@ -196,7 +196,8 @@ enum Start {
         missed: Vec<RenderedEvent>,
         up_to: LogPosition,
     },
-    Snapshot(String),
+    /// The snapshot's frames (one, or the parts of a large team).
+    Snapshot(Vec<String>),
 }
 
 async fn start(

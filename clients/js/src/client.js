@@ -299,6 +299,7 @@ export class PresenceClient extends Emitter {
   }
 
   #sendSubscribe(subscription) {
+    subscription.parts = null;
     const payload = { topic: subscription.topic };
     if (subscription.lastEventId) payload.since = subscription.lastEventId;
     this.#send({ action: 'subscribe', payload });
@@ -351,10 +352,20 @@ export class PresenceClient extends Emitter {
     const subscription = this.subscriptions.get(payload.topic);
     if (!subscription) return;
     if (payload.method === 'CREATE') {
+      let message = payload.message;
+      // A large team comes as consecutive parts (`part` 1..`parts`), each an array of whole
+      // teammates: the snapshot is handed over once, whole, when the last part arrives.
+      if (payload.parts > 1 && Array.isArray(message)) {
+        if (payload.part === 1 || !subscription.parts) subscription.parts = [];
+        for (const teammate of message) subscription.parts.push(teammate);
+        if (payload.part < payload.parts) return;
+        message = subscription.parts;
+        subscription.parts = null;
+      }
       // A snapshot has no position in the log: until an event arrives, a reconnection asks
       // for a fresh snapshot rather than replaying events the snapshot already holds.
       subscription.lastEventId = null;
-      subscription.handlers.onSnapshot?.(payload.message, { resync: payload.resync === true });
+      subscription.handlers.onSnapshot?.(message, { resync: payload.resync === true });
     } else if (payload.event) {
       subscription.lastEventId = payload.event.id;
       subscription.handlers.onEvent?.(payload.event, payload.message);

@@ -96,7 +96,10 @@ export interface PresenceEvent {
 }
 
 export interface TopicHandlers {
-  /** The topic's state: after `subscribed`, after a reconnection without a resume point, or with `resync`. */
+  /**
+   * The topic's state: after `subscribed`, after a reconnection without a resume point, or with
+   * `resync`. A large team arrives in parts; they are merged, and this is called once, whole.
+   */
   onSnapshot?(message: unknown, info: { resync: boolean }): void;
   /** One event, live or replayed after a reconnection. */
   onEvent?(event: PresenceEvent, message: unknown): void;
