@@ -15,6 +15,7 @@
 //!
 //! Constant-time comparisons are a code-review item and are not tested here.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

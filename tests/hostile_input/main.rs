@@ -11,6 +11,7 @@
 //! `positional_array_bodies`, `non_utf8_ids_in_paths` and `oversized_key_bodies` found gateway
 //! bugs (now fixed) and stay as regressions.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::{spawn_app, spawn_app_with, token_query, Engine, OwnerAndAgent, TestApp, TestUser};
