@@ -13,6 +13,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod limits;
 
 use common::{spawn_app, spawn_app_with, token_query, Engine, OwnerAndAgent, TestApp, TestUser};
 use common::{Resp, PASSWORD};
