@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
-import { Gateway, PASSWORD, api, closeTab, newTeam, openTab, until } from './gateway.mjs';
+import { Gateway, PASSWORD, api, closeTab, largeTeam, newTeam, openTab, until } from './gateway.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS =
@@ -108,6 +108,19 @@ describe('the board on the memory engine', () => {
     assert.equal(await page.locator('#project-name').textContent(), 'Support');
     // The token stays out of the address bar (and history): only the project is there.
     assert.ok(!page.url().includes('token'), page.url());
+    assert.deepEqual(page.errors, []);
+    await page.context().close();
+  });
+
+  it('shows every teammate of a team whose snapshot comes in parts', async () => {
+    const large = await largeTeam(gateway.url, 20);
+    const page = await openBoard(gateway, large.owner.token, large.pid);
+    await until(async () => (await page.locator('[data-user-id]').count()) === 21, {
+      what: 'all 21 rows',
+      timeoutMs: 5_000,
+    });
+    for (const agent of large.agents) await row(page, agent.id).waitFor({ state: 'attached' });
+    assert.equal(await page.locator('#count-total').textContent(), '21');
     assert.deepEqual(page.errors, []);
     await page.context().close();
   });

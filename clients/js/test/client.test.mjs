@@ -13,7 +13,7 @@ import {
   ServerError,
   isOnline,
 } from '../src/index.js';
-import { Gateway, WebSocket, api, freePort, newTeam, newUser, sleep, until } from './gateway.mjs';
+import { Gateway, WebSocket, api, freePort, largeTeam, newTeam, newUser, sleep, until } from './gateway.mjs';
 
 /** Fast timings for tests: quick retries and quick dead-socket detection. */
 const FAST_CLIENT = {
@@ -213,11 +213,50 @@ describe('resync after the gap outlived retention (memory engine)', () => {
   });
 });
 
+describe('a team too large for one frame (memory engine)', () => {
+  it('merges the snapshot parts into one snapshot, then applies live events', async () => {
+    const gateway = await new Gateway().start();
+    try {
+      const team = await largeTeam(gateway.url, 20);
+      const watcher = client({ url: gateway.url, token: team.owner.token, projectId: team.pid, presence: false });
+      const parts = [];
+      watcher.on('frame', (frame) => {
+        if (frame.payload?.method === 'CREATE') parts.push(frame.payload);
+      });
+      const view = watcher.team(team.pid);
+      const seen = record(view);
+      watcher.connect();
+      await until(() => view.ready, { what: 'the snapshot' });
+      assert.ok(parts.length > 1, `the snapshot came in ${parts.length} part(s)`);
+      parts.forEach((part, i) => {
+        assert.equal(part.part, i + 1);
+        assert.equal(part.parts, parts.length);
+      });
+      assert.equal(seen.snapshot.length, 1, 'one snapshot, whole');
+      assert.equal(seen.snapshot[0][0].teammates.length, 21);
+      assert.equal(view.list().length, 21);
+      for (const agent of team.agents) {
+        assert.equal(view.get(agent.teammateId).attributes.notes.length, 15_000, agent.teammateId);
+      }
+      assert.equal(seen.join.length + seen.leave.length + seen.change.length, 0, 'no differences reported');
+      const last = team.agents.at(-1);
+      await api(gateway.url, 'PUT', `/v3/${team.pid}/project_users/${last.teammateId}`, {
+        token: team.owner.token,
+        body: { profileStatus: 'after the parts' },
+      });
+      await until(() => view.get(last.teammateId).profileStatus === 'after the parts', { what: 'a live event' });
+    } finally {
+      await gateway.stop();
+    }
+  });
+});
+
 describe('heartbeats and dead sockets', () => {
   it('answers the gateway heartbeats, so a quiet socket stays open', async () => {
     const gateway = await new Gateway().start(); // heartbeat every 500 ms: silent sockets close in 1-1.5 s
     try {
-      const user = await newUser(gateway.url);
+      // A socket needs a teammate: a user in no project is refused at the handshake.
+      const { owner: user } = await newTeam(gateway.url, []);
       const c = client({ url: gateway.url, token: user.token, pingIntervalMs: 60_000 });
       c.connect();
       await connected(c);

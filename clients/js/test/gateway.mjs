@@ -173,6 +173,24 @@ export async function newTeam(base, agentNames = ['Bea']) {
   return { pid, owner, agents, apiKey: key.key };
 }
 
+/**
+ * A team whose snapshot is too large for one frame (the gateway sends a team over 256 KiB in
+ * parts): `agents` agents, each with 15 KB of attributes. Returns what `newTeam` returns.
+ */
+export async function largeTeam(base, agents = 20) {
+  const names = Array.from({ length: agents }, (_, i) => `Member${i}`);
+  const team = await newTeam(base, names);
+  await Promise.all(
+    team.agents.map((agent) =>
+      api(base, 'PUT', `/v3/${team.pid}/project_users/`, {
+        token: agent.token,
+        body: { attributes: { notes: 'n'.repeat(15_000) } },
+      }),
+    ),
+  );
+  return team;
+}
+
 /** An agent tab: a raw socket that counts for the project (what an agent app holds). */
 export async function openTab(base, token, { pid, channel = 'web' } = {}) {
   const params = new URLSearchParams({ token, channel });
