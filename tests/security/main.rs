@@ -17,6 +17,10 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod emails;
+mod invitations;
+mod socket_caps;
+mod ssrf_ipv6;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
