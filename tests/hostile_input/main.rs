@@ -11,9 +11,12 @@
 //! `positional_array_bodies`, `non_utf8_ids_in_paths` and `oversized_key_bodies` found gateway
 //! bugs (now fixed) and stay as regressions.
 
+mod close_codes;
 #[path = "../common/mod.rs"]
 mod common;
 mod limits;
+mod raw_ws;
+mod timeouts;
 
 use common::{spawn_app, spawn_app_with, token_query, Engine, OwnerAndAgent, TestApp, TestUser};
 use common::{Resp, PASSWORD};
