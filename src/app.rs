@@ -80,7 +80,7 @@ impl App {
         );
         // Take the lease before the first socket can connect, so its count is live at once.
         presence::renew_lease(&tracker, config.node_ttl).await;
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+        let listener = crate::server::bind(config.listen).map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
         })?;
         let heartbeats = HeartbeatClock::new(config.heartbeat);

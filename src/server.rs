@@ -33,6 +33,24 @@ enum Phase {
     Dropping,
 }
 
+/// Connections the kernel queues for `accept`. tokio's (and std's) `bind` asks for 128 only: a
+/// burst of reconnecting clients (a node restart, a network blip) overflows that, and each
+/// dropped SYN costs its client a one-second retransmission. The kernel caps it at
+/// `net.core.somaxconn`.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// Binds the listening socket (`SO_REUSEADDR`, so a restarted node can bind while old
+/// connections linger in TIME_WAIT).
+pub fn bind(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then stops accepting, closes idle
 /// connections, lets requests in flight finish for up to [`DRAIN_TIMEOUT`], and returns.
 /// Upgraded connections (WebSockets) leave hyper at the upgrade; their sessions stop on their own.
