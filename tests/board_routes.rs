@@ -164,7 +164,7 @@ async fn teams_lists_members_for_any_member(engine: Engine) {
 
 async fn a_pong_heartbeat_is_taken_without_an_answer(engine: Engine) {
     let app = spawn_app(engine).await;
-    let user = app.new_user("ada").await;
+    let user = app.owner_and_agent().await.agent;
     let mut agent = app.ws(&token_query(&user.token)).await;
     agent
         .send_json(json!({"action": "heartbeat", "payload": {"message": {"text": "pong"}}}))

@@ -41,14 +41,15 @@ async fn a_restarted_gateway_loses_nothing() {
         .unwrap()
         .to_string();
     let pending_email = format!("pending-{}@example.com", uuid::Uuid::new_v4().simple());
-    first
+    let invite_token = first
         .post(
             &format!("/v3/{pid}/project_users/invite"),
             &owner.token,
             json!({"email": pending_email, "role": "supervisor"}),
         )
         .await
-        .expect(200);
+        .expect(200)["pendingInvitation"]["token"]
+        .clone();
     let team_before = first
         .get(&format!("/v3/{pid}/project_users"), &owner.token)
         .await
@@ -79,8 +80,14 @@ async fn a_restarted_gateway_loses_nothing() {
             .len(),
         1
     );
-    // The pending invitation survives and converts at sign-up.
-    let late = second.signup(&pending_email, "Late").await.expect(200)["user"]["_id"].clone();
+    // The pending invitation (with its token) survives and converts at a sign-up with the token.
+    let signup =
+        json!({"email": pending_email, "password": PASSWORD, "invite_token": invite_token});
+    let late = second
+        .request(reqwest::Method::POST, "/v3/auth/signup", None, Some(signup))
+        .await
+        .expect(200)["user"]["_id"]
+        .clone();
     let late_tm = second
         .get(
             &format!("/v3/{pid}/project_users/users/{}", late.as_str().unwrap()),
