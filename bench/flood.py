@@ -216,36 +216,28 @@ def subscribes(args):
             bytes([0x81, 0x80 | 126]) + len(payload).to_bytes(2, "big")
         return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
+    def drain(wait):
+        """Bytes the gateway sent within `wait` seconds."""
+        time.sleep(wait)
+        s.setblocking(False)
+        received = 0
+        try:
+            while chunk := s.recv(65536):
+                received += len(chunk)
+        except BlockingIOError:
+            pass
+        s.setblocking(True)
+        return received
+
     topic = json.dumps({"action": "subscribe", "payload": {"topic": f"/{pid}/project_users"}})
     s.sendall(frame(topic))
-    time.sleep(0.5)
-    s.setblocking(False)
-    first = 0
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            first += len(chunk)
-    except BlockingIOError:
-        pass
-    s.setblocking(True)
+    first = drain(0.5)
     sent = 0
     for _ in range(args.frames):
         data = frame(topic)
         sent += len(data)
         s.sendall(data)
-    time.sleep(1)
-    s.setblocking(False)
-    received = 0
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            received += len(chunk)
-    except BlockingIOError:
-        pass
+    received = drain(1)
     print(json.dumps({
         "check": "subscribes", "first_subscribe_bytes_out": first, "repeats": args.frames,
         "bytes_in": sent, "bytes_out": received,

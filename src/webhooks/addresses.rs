@@ -48,38 +48,38 @@ const V6_REFUSED: &[(&str, u8)] = &[
     ("3fff::", 20), // documentation
 ];
 
-struct Block<T> {
-    bits: T,
-    mask: T,
+/// A block as a prefix of the address's bits (IPv4 addresses as the low 32 bits).
+struct Block {
+    bits: u128,
+    mask: u128,
 }
 
-static V4_BLOCKS: LazyLock<Vec<Block<u32>>> = LazyLock::new(|| {
-    V4_REFUSED
-        .iter()
-        .map(|(addr, len)| {
-            let mask = u32::MAX.checked_shl(32 - u32::from(*len)).unwrap_or(0);
-            let addr: Ipv4Addr = addr.parse().expect("a valid IPv4 block");
-            Block {
-                bits: addr.to_bits() & mask,
-                mask,
-            }
-        })
-        .collect()
-});
+impl Block {
+    fn contains(&self, bits: u128) -> bool {
+        bits & self.mask == self.bits
+    }
+}
 
-static V6_BLOCKS: LazyLock<Vec<Block<u128>>> = LazyLock::new(|| {
-    V6_REFUSED
+fn blocks(table: &[(&str, u8)]) -> Vec<Block> {
+    table
         .iter()
-        .map(|(addr, len)| {
-            let mask = u128::MAX.checked_shl(128 - u32::from(*len)).unwrap_or(0);
-            let addr: Ipv6Addr = addr.parse().expect("a valid IPv6 block");
+        .map(|(address, len)| {
+            let (bits, width) = match address.parse::<IpAddr>().expect("a valid block") {
+                IpAddr::V4(v4) => (u128::from(v4.to_bits()), 32),
+                IpAddr::V6(v6) => (v6.to_bits(), 128),
+            };
+            let ones = u128::MAX.checked_shr(128 - u32::from(*len)).unwrap_or(0);
+            let mask = ones << (width - u32::from(*len));
             Block {
-                bits: addr.to_bits() & mask,
+                bits: bits & mask,
                 mask,
             }
         })
         .collect()
-});
+}
+
+static V4_BLOCKS: LazyLock<Vec<Block>> = LazyLock::new(|| blocks(V4_REFUSED));
+static V6_BLOCKS: LazyLock<Vec<Block>> = LazyLock::new(|| blocks(V6_REFUSED));
 
 /// Whether a webhook may be delivered to `ip` (without `webhook_allow_private`).
 pub fn is_public(ip: IpAddr) -> bool {
@@ -93,14 +93,14 @@ pub fn is_public(ip: IpAddr) -> bool {
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let bits = ip.to_bits();
-    !V4_BLOCKS.iter().any(|b| bits & b.mask == b.bits)
+    let bits = u128::from(ip.to_bits());
+    !V4_BLOCKS.iter().any(|b| b.contains(bits))
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let bits = ip.to_bits();
     let global_unicast = bits >> 125 == 0b001;
-    global_unicast && !V6_BLOCKS.iter().any(|b| bits & b.mask == b.bits)
+    global_unicast && !V6_BLOCKS.iter().any(|b| b.contains(bits))
 }
 
 /// The IPv4 host an IPv6 address stands for, in the forms that reach one directly: IPv4-mapped

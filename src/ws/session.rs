@@ -215,6 +215,7 @@ impl Session {
                     &self.state,
                     &self.caller,
                     &mut self.subscriptions,
+                    &mut self.limiter,
                     self.project_id,
                     text.as_str(),
                 )
@@ -342,6 +343,7 @@ async fn handle(
     state: &AppState,
     caller: &SocketCaller,
     subscriptions: &mut Option<Box<Subscriptions>>,
+    limiter: &mut RateLimiter,
     project_id: Option<Id>,
     text: &str,
 ) -> Vec<String> {
@@ -350,7 +352,8 @@ async fn handle(
         Ok(ClientFrame::Heartbeat) => vec![frames::heartbeat("pong")],
         Ok(ClientFrame::Pong) => Vec::new(),
         Ok(ClientFrame::Subscribe { topic, since }) => {
-            topics::subscribe(state, caller, subscriptions, &topic, since.as_deref()).await
+            let since = since.as_deref();
+            topics::subscribe(state, caller, subscriptions, limiter, &topic, since).await
         }
         Ok(ClientFrame::Unsubscribe { topic }) => topics::unsubscribe(subscriptions, &topic),
         Ok(ClientFrame::Availability(payload)) => {

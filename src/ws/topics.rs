@@ -2,6 +2,7 @@
 //! replay, then live `UPDATE` frames from the node's hub.
 
 use super::frames::{self, frame_error, FrameError};
+use super::rate::RateLimiter;
 use crate::domain::{ApiKey, Id, LogPosition};
 use crate::error::Error;
 use crate::events::{
@@ -115,10 +116,11 @@ pub async fn subscribe(
     state: &AppState,
     caller: &SocketCaller,
     subscriptions: &mut Option<Box<Subscriptions>>,
+    limiter: &mut RateLimiter,
     text: &str,
     since: Option<&str>,
 ) -> Vec<String> {
-    match try_subscribe(state, caller, subscriptions, text, since).await {
+    match try_subscribe(state, caller, subscriptions, limiter, text, since).await {
         Ok(frames) => frames,
         Err(e) => vec![frames::error(&e, Some(text))],
     }
@@ -128,6 +130,7 @@ async fn try_subscribe(
     state: &AppState,
     caller: &SocketCaller,
     subscriptions: &mut Option<Box<Subscriptions>>,
+    limiter: &mut RateLimiter,
     text: &str,
     since: Option<&str>,
 ) -> Result<Vec<String>, FrameError> {
@@ -159,6 +162,12 @@ async fn try_subscribe(
         .await
         .map_err(frame_error)?;
     topic.authorize(&access).map_err(frame_error)?;
+    if !limiter.take_subscribe() {
+        return Err(FrameError::new(
+            "rate_limited",
+            "too many subscriptions started; a socket may start 20 at once, then one every 5 s",
+        ));
+    }
 
     // Register first, then read: nothing that happens in between can be missed.
     let subs = subscriptions.get_or_insert_with(|| {

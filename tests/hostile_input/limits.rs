@@ -313,7 +313,31 @@ async fn repeat_subscribes_send_no_second_snapshot(engine: Engine) {
     watcher.expect_silence(Duration::from_millis(200)).await;
 }
 
+/// After finding 8's fix, the way around it: unsubscribe and subscribe again, in a loop, for a
+/// snapshot each time. A socket may start 20 subscriptions at once, then one every 5 s; beyond
+/// that a subscribe answers `rate_limited` and sends nothing else.
+async fn subscription_cycles_are_limited(engine: Engine) {
+    let t = TeamApp::spawn(engine, &[]).await;
+    let topic = format!("/{}/project_users", t.pid);
+    let mut watcher = observer(&t.app, &t.owner.token).await;
+    let unsubscribe = json!({"action": "unsubscribe", "payload": {"topic": topic}});
+    let mut snapshots = 0;
+    for _ in 0..25 {
+        let frames = watcher.subscribe(&topic, None).await;
+        let last = frames.last().unwrap();
+        if last["payload"]["method"] == json!("CREATE") {
+            snapshots += 1;
+            watcher.send_json(unsubscribe.clone()).await;
+            assert_eq!(watcher.recv_json().await["action"], json!("unsubscribed"));
+        } else {
+            assert_eq!(last["payload"]["code"], json!("rate_limited"), "{last}");
+        }
+    }
+    assert_eq!(snapshots, 20, "20 subscriptions at once, no more");
+}
+
 crate::engine_tests!(
+    subscription_cycles_are_limited,
     an_agent_cannot_cut_the_team_topic_off,
     every_write_path_is_bounded,
     a_team_of_5000_gets_its_whole_snapshot,
