@@ -9,6 +9,8 @@
 #   bench/gateway.sh fanout  [ENGINE]   # 100 transitions, tab on node A, 1,000 topic subscribers on B
 #   bench/gateway.sh webhooks [ENGINE]  # 2,000 events x 10 subscriptions to a local receiver
 #   bench/gateway.sh quiet   [ENGINE]   # 10 s with no load: what one node's tailing costs
+#   bench/gateway.sh snapshot [ENGINE]  # a team of 5,000 (TEAM=), its snapshot to one subscriber,
+#                                       # 20 samples; accounts made through a second node
 # ENGINE is `redis` (default: a private redis-server on a free port), `cluster` (a private
 # 3-master Redis Cluster) or `memory` (one node). PARTITIONS sets redis_partitions, WAIT sets
 # redis_wait_replicas (the cluster then gets one replica per master).
@@ -18,7 +20,7 @@
 # Builds the release binaries first. Every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mode=${1:?mode: idle, churn, latency, fanout, webhooks or quiet}
+mode=${1:?mode: idle, churn, latency, fanout, webhooks, snapshot or quiet}
 engine=${2:-redis}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 cargo build --release -q -p presence-gateway -p loadtest ${HEAPTRACK:+--features presence-gateway/system-allocator}
@@ -58,7 +60,7 @@ elif [ "$engine" = cluster ]; then
   sleep 1
   export PRESENCE_REDIS_URL="redis+cluster://$(printf '127.0.0.1:%s,' "${rports[@]}" | sed 's/,$//')"
 fi
-nodes=1; case "$mode" in latency|fanout|idle) [ "$engine" != memory ] && nodes=2 ;; esac
+nodes=1; case "$mode" in latency|fanout|idle|snapshot) [ "$engine" != memory ] && nodes=2 ;; esac
 addrs=(); gpids=(); gateway=${GATEWAY:-target/release/presence-gateway}
 for n in $(seq "$nodes"); do
   port=$(free_port); wrap=()
@@ -89,6 +91,12 @@ case "$mode" in
   latency) args=(latency --samples 300) ;;
   fanout)  args=(fanout --subscribers ${SUBSCRIBERS:-1000} --samples ${SAMPLES:-100}) ;;
   webhooks) args=(webhooks --events 2000 --subscriptions 10) ;;
+  snapshot)
+    args=(snapshot --teammates "${TEAM:-5000}" --samples "${SAMPLES:-20}")
+    # The first node creates the accounts; the second, clean, is measured.
+    if [ "$nodes" = 2 ]; then
+      args=(--setup-node "${addrs[0]}" --setup-concurrency 8 "${args[@]}"); addrs=("${addrs[1]}"); gpids=("${gpids[1]}")
+    fi ;;
   quiet) args=() ;;
   *) echo "unknown mode $mode" >&2; exit 2 ;;
 esac

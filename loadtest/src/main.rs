@@ -9,6 +9,8 @@
 //!   on the last node; report the latency at every subscriber.
 //! * `webhooks`: availability changes with K subscriptions to a receiver inside the loadtest;
 //!   report deliveries per second.
+//! * `snapshot`: a team of N, subscribed to on the last node; report the time to the whole
+//!   snapshot (in parts, for a big team).
 //!
 //! Progress goes to stderr, one JSON report to stdout. Every run is bounded in time and sends
 //! traffic only to the given nodes (loopback in the documented benchmarks).
@@ -18,6 +20,7 @@ mod events;
 mod idle;
 mod modes;
 mod setup;
+mod snapshot;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -125,6 +128,13 @@ pub enum Mode {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Time to the whole snapshot of a team of N at one subscriber on the last node.
+    Snapshot {
+        #[arg(long, default_value_t = 5000)]
+        teammates: usize,
+        #[arg(long, default_value_t = 20)]
+        samples: usize,
+    },
 }
 
 #[tokio::main]
@@ -168,6 +178,9 @@ async fn main() -> anyhow::Result<()> {
             teammates,
             concurrency,
         } => events::webhooks(&cli, *events, *subscriptions, *teammates, *concurrency).await?,
+        Mode::Snapshot { teammates, samples } => {
+            snapshot::snapshot(&cli, *teammates, *samples).await?
+        }
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
