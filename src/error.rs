@@ -27,6 +27,9 @@ pub enum Error {
     /// The request body is over the size limit (413).
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The request body did not arrive within its deadline (408).
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// Too many attempts (429); `retry_after` goes into the `Retry-After` header.
     #[error("{msg}")]
     TooManyRequests { msg: String, retry_after: Duration },

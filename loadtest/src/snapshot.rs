@@ -16,9 +16,18 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub async fn snapshot(cli: &Cli, teammates: usize, samples: usize) -> anyhow::Result<Value> {
     let setup_node = cli.setup_node.unwrap_or(cli.nodes[0]);
-    let world = setup::world(setup_node, &cli.jwt_secret, teammates, cli.setup_concurrency).await?;
+    let world = setup::world(
+        setup_node,
+        &cli.jwt_secret,
+        teammates,
+        cli.setup_concurrency,
+    )
+    .await?;
     let node = *cli.nodes.last().unwrap();
-    let query = format!("token={}&presence=false", world.owner_token.replace(' ', "%20"));
+    let query = format!(
+        "token={}&presence=false",
+        world.owner_token.replace(' ', "%20")
+    );
     let topic = format!("/{}/project_users", world.project_id);
     let cpu_before = cpu_split(cli.gateway_pid.last().copied());
     let mut times = Vec::with_capacity(samples);
@@ -35,7 +44,9 @@ pub async fn snapshot(cli: &Cli, teammates: usize, samples: usize) -> anyhow::Re
                 .await
                 .context("the snapshot within 60 s")?
                 .context("the socket closed")??;
-            let Message::Text(text) = message else { continue };
+            let Message::Text(text) = message else {
+                continue;
+            };
             if !text.contains(r#""method":"CREATE""#) {
                 anyhow::ensure!(!text.contains(r#""action":"error""#), "refused: {text}");
                 continue;
@@ -44,7 +55,10 @@ pub async fn snapshot(cli: &Cli, teammates: usize, samples: usize) -> anyhow::Re
             let payload = &frame["payload"];
             parts += 1;
             bytes += text.len();
-            for teammate in payload["message"].as_array().context("an array of teammates")? {
+            for teammate in payload["message"]
+                .as_array()
+                .context("an array of teammates")?
+            {
                 anyhow::ensure!(ids.insert(teammate["_id"].to_string()), "a teammate twice");
             }
             if payload["part"].is_null() || payload["part"] == payload["parts"] {
@@ -53,7 +67,11 @@ pub async fn snapshot(cli: &Cli, teammates: usize, samples: usize) -> anyhow::Re
         }
         times.push(started.elapsed());
         members = ids.len();
-        anyhow::ensure!(members == teammates + 1, "{members} of {} teammates", teammates + 1);
+        anyhow::ensure!(
+            members == teammates + 1,
+            "{members} of {} teammates",
+            teammates + 1
+        );
         client::close(ws).await?;
     }
     let cpu_after = cpu_split(cli.gateway_pid.last().copied());

@@ -106,10 +106,17 @@ pub fn optional_integer<'de, D: serde::Deserializer<'de>>(
 
 pub fn body_rejection(rejection: BytesRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::PayloadTooLarge
-    } else {
-        Error::bad_request(format!("unreadable body: {rejection}"))
+        return Error::PayloadTooLarge;
     }
+    // The body's deadline (http/mod.rs) ran out while it was being read.
+    let mut source = std::error::Error::source(&rejection);
+    while let Some(cause) = source {
+        if cause.is::<tower_http::timeout::TimeoutError>() {
+            return Error::RequestTimeout;
+        }
+        source = cause.source();
+    }
+    Error::bad_request(format!("unreadable body: {rejection}"))
 }
 
 /// Path parameters; a malformed id is 400 (not axum's plain-text rejection).

@@ -22,6 +22,7 @@ use axum::Router;
 use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
 /// HTTP bodies over this are answered 413 (CONTRACT §9).
@@ -43,6 +44,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The head has `http_header_timeout` (server.rs); the body gets as long again, from the
+        // end of the head: a body trickled in byte by byte cannot hold a connection either.
+        .layer(RequestBodyDeadlineLayer::new(
+            state.config.http_header_timeout,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             crate::error::Error::Internal("a request handler panicked".into()).into_response()
         }))

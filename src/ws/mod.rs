@@ -3,6 +3,7 @@
 //! The handshake authenticates, resolves which teammates the socket counts for, applies the
 //! per-user limit, and sizes the WebSocket buffers for presence traffic; [`session`] runs it.
 
+mod answers;
 mod frames;
 mod rate;
 pub mod session;

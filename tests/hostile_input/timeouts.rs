@@ -179,6 +179,43 @@ async fn healthz_on(stream: &mut TcpStream) -> String {
     }
 }
 
+/// Finding 3, after its fix: a complete head, then a body trickled in a byte every 100 ms (a
+/// slow POST). The body has as long as the head had, from the end of the head: the request is
+/// answered 408 about 500 ms after its head, and nothing is signed in.
+#[tokio::test]
+async fn a_trickled_body_is_cut_off() {
+    let app = app_with_timeout(HEADER_TIMEOUT).await;
+    let mut stream = open(&app).await;
+    let body = r#"{"email":"nobody@example.com","password":"correct-horse-battery"}"#;
+    let head = format!(
+        "POST /v3/auth/signin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let sent = Instant::now();
+    let (mut read, mut write) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        for byte in body.as_bytes() {
+            if write.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), read.read_to_end(&mut answer)).await;
+    let took = sent.elapsed();
+    trickle.abort();
+    let answer = String::from_utf8_lossy(&answer).to_string();
+    println!(
+        "answered {took:?} after the head: {}",
+        answer.lines().next().unwrap_or("")
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took >= NOT_BEFORE && took < CLOSED_BY, "{took:?}");
+}
+
 /// Finding 3, keep-alive: after a complete request and response, the idle connection is closed
 /// about 500 ms after the response.
 #[tokio::test]

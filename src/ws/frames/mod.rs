@@ -195,9 +195,10 @@ pub fn availability(project_id: &str, user_available: bool, profile_status: &str
 /// The `error` frame of a refused request: the code names the kind of refusal.
 pub(super) fn frame_error(e: Error) -> FrameError {
     let code = match &e {
-        Error::BadRequest(_) | Error::Unprocessable(_) | Error::PayloadTooLarge => {
-            "invalid_payload"
-        }
+        Error::BadRequest(_)
+        | Error::Unprocessable(_)
+        | Error::PayloadTooLarge
+        | Error::RequestTimeout => "invalid_payload",
         Error::Unauthorized(_) | Error::CredentialsLocked { .. } | Error::Forbidden { .. } => {
             "forbidden"
         }
