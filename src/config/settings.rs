@@ -59,11 +59,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "max_connections_per_user",
-        "live agent sockets one user may hold on one node",
+        "live agent sockets and SSE streams one user or API key may hold on one node",
     ),
     (
         "max_connections",
-        "live agent sockets one node holds; more are closed with 1013",
+        "live agent sockets and SSE streams one node holds; more get 1013 (503 for streams)",
     ),
     (
         "http_header_timeout_ms",

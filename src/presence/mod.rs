@@ -5,4 +5,4 @@ mod maintenance;
 mod tracker;
 
 pub use maintenance::{renew_lease, run_maintenance, MaintenanceTimings};
-pub use tracker::{ConnectionLimits, Registration, TooManyConnections, Tracker, UserSlot};
+pub use tracker::{ConnectionLimits, Held, Registration, TooManyConnections, Tracker, UserSlot};

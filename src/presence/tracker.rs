@@ -68,7 +68,7 @@ struct Inner {
     principals: DashMap<Id, u32>,
     dirty: Mutex<HashSet<PresenceKey>>,
     epoch: AtomicU64,
-    /// Open agent sockets, counted or not.
+    /// Open agent sockets, counted or not, and SSE streams: the connections the node holds open.
     sockets: AtomicUsize,
     /// Transitions this node's writes caused: [online, offline].
     transitions: [AtomicU64; 2],
@@ -80,7 +80,7 @@ pub struct Tracker {
     inner: Arc<Inner>,
 }
 
-/// How many agent sockets one node admits.
+/// How many long-lived connections (agent sockets and SSE streams) one node admits.
 #[derive(Clone, Copy, Debug)]
 pub struct ConnectionLimits {
     /// Per user, and per API key.
@@ -97,10 +97,28 @@ pub enum TooManyConnections {
     Node,
 }
 
-/// One admitted socket of a user or an API key; frees its places in the limits when dropped.
+/// What an admitted connection is (each kind has its own gauge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    Socket,
+    Stream,
+}
+
+impl Held {
+    fn gauge(self) -> &'static str {
+        match self {
+            Held::Socket => "agent_sockets",
+            Held::Stream => "sse_streams",
+        }
+    }
+}
+
+/// One admitted socket or stream of a user or an API key; frees its places in the limits when
+/// dropped.
 pub struct UserSlot {
     tracker: Tracker,
     principal: Id,
+    held: Held,
 }
 
 impl Drop for UserSlot {
@@ -112,7 +130,7 @@ impl Drop for UserSlot {
                 e.remove();
             }
         }
-        metrics::gauge!("agent_sockets").decrement(1.0);
+        metrics::gauge!(self.held.gauge()).decrement(1.0);
     }
 }
 
@@ -204,9 +222,10 @@ impl Tracker {
         record_transition(key, transition);
     }
 
-    /// Admits one more socket of `principal` (a user's or an API key's id) unless the node or
-    /// the principal is at its limit.
-    pub fn admit(&self, principal: Id) -> Result<UserSlot, TooManyConnections> {
+    /// Admits one more socket or SSE stream of `principal` (a user's or an API key's id) unless
+    /// the node or the principal is at its limit. Streams count with sockets: both hold a
+    /// connection (a file descriptor) open for as long as the client likes.
+    pub fn admit(&self, principal: Id, held: Held) -> Result<UserSlot, TooManyConnections> {
         let limits = self.inner.limits;
         let admitted = self
             .inner
@@ -225,10 +244,11 @@ impl Tracker {
         }
         *count += 1;
         drop(count);
-        metrics::gauge!("agent_sockets").increment(1.0);
+        metrics::gauge!(held.gauge()).increment(1.0);
         Ok(UserSlot {
             tracker: self.clone(),
             principal,
+            held,
         })
     }
 

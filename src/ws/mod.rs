@@ -12,7 +12,7 @@ pub mod upgrade;
 
 use crate::domain::{Id, PresenceKey};
 use crate::error::Error;
-use crate::presence::TooManyConnections;
+use crate::presence::{Held, TooManyConnections};
 use crate::service::{Access, Principal};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, RawQuery, Request, State};
@@ -121,7 +121,7 @@ async fn handshake(state: AppState, mut request: Request) -> Result<Response, Er
     };
     let keys = counted_keys(&state, &principal, &options).await?;
     let user_id = principal.user().map(|u| u.id);
-    let admitted = state.tracker.admit(principal.actor_id());
+    let admitted = state.tracker.admit(principal.actor_id(), Held::Socket);
     if admitted.as_ref().err() == Some(&TooManyConnections::Principal) {
         return Err(Error::TooManyRequests {
             msg: "too many live sockets for this user or API key on this node".into(),

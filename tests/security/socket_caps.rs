@@ -107,7 +107,55 @@ async fn accounts_in_no_project_cannot_fill_the_node(engine: Engine) {
     assert!(answered, "the agent was refused: the node is full");
 }
 
+/// After finding 4's fix, the way around it: SSE streams, which held a connection open without
+/// counting anywhere (one owner held 2,000). They count with sockets now: per user or key
+/// (429) and per node (503).
+async fn sse_streams_count_with_sockets(engine: Engine) {
+    let app = spawn_app_with(
+        engine,
+        &[("max_connections_per_user", "2"), ("max_connections", "4")],
+    )
+    .await;
+    let t = app.owner_and_agent().await;
+    let socket = ws_connect(app.port, &ws_path(&t.agent.token, ""))
+        .await
+        .expect("the agent's socket");
+    let stream = app
+        .sse(&t.pid, Some(&t.agent.token), "", None)
+        .await
+        .expect("a socket and a stream: two, the cap");
+    let refused = app.sse(&t.pid, Some(&t.agent.token), "", None).await;
+    let refused = refused.err().expect("a third is refused");
+    assert_eq!(refused.status.as_u16(), 429);
+    assert!(refused.headers.contains_key("retry-after"));
+    drop(stream);
+    let stream = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(stream) = app.sse(&t.pid, Some(&t.agent.token), "", None).await {
+                return stream;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a stream closed, another is admitted");
+    // The node holds 4: two of the agent's, two of the owner's; a fifth is refused (503).
+    let owner_streams = (
+        app.sse(&t.pid, Some(&t.owner.token), "", None)
+            .await
+            .expect("3 of 4"),
+        app.sse(&t.pid, Some(&t.owner.token), "", None)
+            .await
+            .expect("4 of 4"),
+    );
+    let key = new_key(&app, &t.pid, &t.owner.token, "agent").await;
+    let full = app.sse(&t.pid, Some(&key), "", None).await;
+    assert_eq!(full.err().map(|r| r.status.as_u16()), Some(503));
+    drop((socket, stream, owner_streams));
+}
+
 crate::engine_tests!(
+    sse_streams_count_with_sockets,
     api_key_sockets_are_capped_per_key,
     users_in_no_project_are_refused_at_the_handshake,
     accounts_in_no_project_cannot_fill_the_node,

@@ -8,8 +8,12 @@ use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::{ContentBuilder, Ref};
 
 /// The statuses every operation of a family may answer, and why.
-pub const COMMON: [(u16, &str); 3] = [
+pub const COMMON: [(u16, &str); 4] = [
     (400, "malformed input: a bad id, query parameter or body"),
+    (
+        408,
+        "the body did not arrive within `http_header_timeout_ms` of the end of the request's head",
+    ),
     (413, "the body is over 1 MiB"),
     (
         503,

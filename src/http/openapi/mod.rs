@@ -152,7 +152,7 @@ impl Family {
     fn apply(&self, operation: &mut utoipa::openapi::path::Operation, changes: bool) {
         let mut statuses: Vec<(u16, &str)> = errors::COMMON.to_vec();
         if operation.request_body.is_none() {
-            statuses.retain(|(status, _)| *status != 413);
+            statuses.retain(|(status, _)| !matches!(status, 408 | 413));
         }
         if self.credentials != Credentials::None {
             statuses.extend(errors::AUTHENTICATED);

@@ -14,6 +14,7 @@ use crate::heartbeat::{Beat, Heartbeat};
 use crate::http::extract::parse_id;
 use crate::http::extract::Path;
 use crate::http::params::ProjectPath;
+use crate::presence::{Held, TooManyConnections, UserSlot};
 use crate::service::{Access, Principal};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
@@ -71,7 +72,10 @@ impl Query {
         ("Last-Event-ID" = Option<uuid::Uuid>, Header, description = "replay the events after this event id (wins over `since`)"),
     ),
     responses((status = 200, description = "the stream; it starts with `event: resync` when the resume point is no longer kept",
-        content_type = "text/event-stream", body = String)))]
+        content_type = "text/event-stream", body = String),
+        (status = 429, description = "the user or API key holds `max_connections_per_user` sockets and streams on this node",
+            body = crate::http::error::TiledeskError,
+            headers(("Retry-After" = String, description = "seconds to wait before retrying")))))]
 pub async fn stream(
     State(state): State<AppState>,
     Path(pid): Path<String>,
@@ -94,6 +98,27 @@ pub async fn stream(
     let pid = parse_id(&pid, "project id")?;
     let access = Access::resolve(state.store.as_ref(), principal, pid).await?;
     access.require(Role::Agent)?;
+    // A stream holds a connection open like a socket, so it counts with them, per user or key
+    // and per node.
+    let slot = match state
+        .tracker
+        .admit(access.principal.actor_id(), Held::Stream)
+    {
+        Ok(slot) => slot,
+        Err(TooManyConnections::Principal) => {
+            return Err(Error::TooManyRequests {
+                msg: "too many live sockets and streams for this user or API key on this node"
+                    .into(),
+                retry_after: std::time::Duration::from_secs(1),
+            })
+        }
+        Err(TooManyConnections::Node) => {
+            metrics::counter!("agent_sockets_refused_total", "limit" => "node").increment(1);
+            return Err(Error::Unavailable(
+                "this node holds max_connections sockets and streams".into(),
+            ));
+        }
+    };
     let since = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -144,6 +169,7 @@ pub async fn stream(
         principal: access.principal.actor_id(),
         project_id: pid,
         _key_watch: key_watch,
+        _slot: slot,
         ending: false,
     };
     // Revoked while this request ran (from here on, the feed's signals tell it).
@@ -180,6 +206,8 @@ struct Feed {
     project_id: crate::domain::Id,
     /// An API key's stream keeps the key checked while it lives.
     _key_watch: Option<KeyWatch>,
+    /// The stream's place in the connection limits.
+    _slot: UserSlot,
     /// Revoked: the events already queued go out (the one that revoked it last), then it ends.
     ending: bool,
 }
