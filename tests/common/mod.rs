@@ -426,6 +426,21 @@ impl TestApp {
         project["_id"].as_str().unwrap().to_string()
     }
 
+    /// A new API key of `pid` with `role` (`agent` or `admin`), made by `token`; returns its
+    /// secret.
+    pub async fn new_key(&self, pid: &str, token: &str, role: &str) -> String {
+        self.post(
+            &format!("/v3/{pid}/keys"),
+            token,
+            json!({"name": role, "role": role}),
+        )
+        .await
+        .expect(200)["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     /// Invites `user` into `pid` with `role`; returns the teammate JSON.
     pub async fn add_member(
         &self,

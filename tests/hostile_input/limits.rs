@@ -96,17 +96,7 @@ async fn every_write_path_is_bounded(engine: Engine) {
     )
     .await
     .expect(200);
-    let key = app
-        .post(
-            &format!("/v3/{pid}/keys"),
-            &t.owner.token,
-            json!({"role": "admin"}),
-        )
-        .await
-        .expect(200)["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = app.new_key(pid, &t.owner.token, "admin").await;
     let desk = app
         .request(
             reqwest::Method::PATCH,

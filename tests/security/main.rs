@@ -597,19 +597,6 @@ struct World {
     sub: String,
 }
 
-async fn new_key(app: &TestApp, pid: &str, token: &str, role: &str) -> String {
-    app.post(
-        &format!("/v3/{pid}/keys"),
-        token,
-        json!({"name": role, "role": role}),
-    )
-    .await
-    .expect(200)["key"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 impl World {
     async fn build(engine: Engine) -> World {
         // Production defaults: webhook targets must be public.
@@ -635,9 +622,9 @@ impl World {
             .as_str()
             .unwrap()
             .to_string();
-        let admin_key = new_key(&app, &pid, &owner.token, "admin").await;
-        let agent_key = new_key(&app, &pid, &owner.token, "agent").await;
-        let other_admin_key = new_key(&app, &other_pid, &outsider.token, "admin").await;
+        let admin_key = app.new_key(&pid, &owner.token, "admin").await;
+        let agent_key = app.new_key(&pid, &owner.token, "agent").await;
+        let other_admin_key = app.new_key(&other_pid, &outsider.token, "admin").await;
         let team = app
             .request(
                 Method::POST,
@@ -1346,7 +1333,7 @@ async fn connection_limits_per_node_close_the_extra_socket_with_1013() {
     let (owner, bob) = tokio::join!(app.new_user("owner"), app.new_user("bob"));
     let pid = app.new_project(&owner).await;
     app.add_member(&owner, &pid, &bob, "agent").await;
-    let key = new_key(&app, &pid, &owner.token, "agent").await;
+    let key = app.new_key(&pid, &owner.token, "agent").await;
     let queries = [
         format!("/ws?{}", token_query(&owner.token)),
         format!("/ws?{}", token_query(&bob.token)),

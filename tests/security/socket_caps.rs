@@ -15,8 +15,8 @@ async fn api_key_sockets_are_capped_per_key(engine: Engine) {
     let app = spawn_app_with(engine, &[("max_connections_per_user", "2")]).await;
     let t = app.owner_and_agent().await;
     let (key, other) = (
-        new_key(&app, &t.pid, &t.owner.token, "agent").await,
-        new_key(&app, &t.pid, &t.owner.token, "agent").await,
+        app.new_key(&t.pid, &t.owner.token, "agent").await,
+        app.new_key(&t.pid, &t.owner.token, "agent").await,
     );
     let mut held = Vec::new();
     for _ in 0..2 {
@@ -148,7 +148,7 @@ async fn sse_streams_count_with_sockets(engine: Engine) {
             .await
             .expect("4 of 4"),
     );
-    let key = new_key(&app, &t.pid, &t.owner.token, "agent").await;
+    let key = app.new_key(&t.pid, &t.owner.token, "agent").await;
     let full = app.sse(&t.pid, Some(&key), "", None).await;
     assert_eq!(full.err().map(|r| r.status.as_u16()), Some(503));
     drop((socket, stream, owner_streams));
