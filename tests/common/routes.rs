@@ -1,6 +1,6 @@
 //! The routes the router declares, read from the router sources' `.route(...)` calls. Two
-//! suites compare tables of theirs with it: the authorization matrix (`tests/security.rs`) and
-//! the OpenAPI document (`tests/openapi.rs`).
+//! suites compare tables of theirs with it: the authorization matrix (`tests/api/security/`) and
+//! the OpenAPI document (`tests/api/openapi.rs`).
 
 #![allow(dead_code)]
 

@@ -4,7 +4,7 @@
 //! each router module lists its handlers in an `ApiDoc` next to its route table. This module
 //! merges them and applies what is the same for a whole API family instead of repeating it on
 //! every handler: the security schemes and the error answers in that family's shape
-//! ([`FAMILIES`]). `tests/openapi.rs` fails when a route exists in the router but not here, or
+//! ([`FAMILIES`]). `tests/api/openapi.rs` fails when a route exists in the router but not here, or
 //! the other way round.
 
 mod errors;

@@ -1,0 +1,6 @@
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod gateway;
+mod redis_cluster;
