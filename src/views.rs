@@ -181,7 +181,7 @@ impl<'a> From<&'a Presence> for PresenceView<'a> {
     }
 }
 
-/// The teammate (`project_user`) JSON: every field present, as CONTRACT §3 lists them.
+/// The teammate (`project_user`) JSON: every field present, as docs/protocol.md §3 lists them.
 #[derive(Serialize, ToSchema)]
 pub struct TeammateView<'a> {
     #[serde(rename = "_id")]

@@ -119,7 +119,7 @@ impl Teammate {
         }
     }
 
-    /// `max_served_chat > 0 && number_assigned_requests >= max_served_chat` (CONTRACT §3).
+    /// `max_served_chat > 0 && number_assigned_requests >= max_served_chat` (docs/protocol.md §3).
     pub fn is_busy(&self) -> bool {
         self.max_served_chat > 0 && self.number_assigned_requests >= self.max_served_chat
     }

@@ -3,7 +3,7 @@
 use super::{EventType, Id, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// What a subscription listens to (CONTRACT §6).
+/// What a subscription listens to (docs/protocol.md §8).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub enum EventFilter {

@@ -1,4 +1,4 @@
-//! The wire form of an event (CONTRACT §5): one envelope, rendered once per node and shared by
+//! The wire form of an event (docs/protocol.md §6): one envelope, rendered once per node and shared by
 //! every subscriber on it.
 
 use crate::domain::{
@@ -117,7 +117,7 @@ fn teammate_json(teammate: &Teammate, user: Option<&User>, presence: &Presence) 
 }
 
 /// `previous`: the top-level fields that changed, with their old values, plus `updatedAt`; for a
-/// change of presence, the old `presence` object (CONTRACT §9).
+/// change of presence, the old `presence` object (docs/protocol.md §6).
 fn previous(event: &LoggedEvent, user: Option<&User>) -> Map<String, Value> {
     let mut previous = Map::new();
     if let Some(before) = &event.before {

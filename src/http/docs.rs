@@ -1,4 +1,4 @@
-//! The API reference page at `/docs` (CONTRACT §10), rendered from `/openapi.json`.
+//! The API reference page at `/docs`, rendered from `/openapi.json`.
 //!
 //! The page is Swagger UI, whose files are compiled into the binary (`utoipa-swagger-ui` with
 //! its `vendored` feature), so it works with no internet. It is served by hand rather than with

@@ -25,7 +25,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_http::trace::TraceLayer;
 
-/// HTTP bodies over this are answered 413 (CONTRACT §9).
+/// HTTP bodies over this are answered 413 (docs/protocol.md §9).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -194,7 +194,7 @@ impl Accounts {
             .ok_or(Error::Unauthorized("invalid API key"))
     }
 
-    /// Resolves any `Authorization` credential (see CONTRACT §2): `JWT x`, `Bearer x`,
+    /// Resolves any `Authorization` credential (docs/protocol.md §1): `JWT x`, `Bearer x`,
     /// `Basic b64`, or a bare API key / JWT.
     pub async fn authenticate(&self, authorization: &str) -> Result<Principal> {
         let authorization = authorization.trim();

@@ -407,7 +407,7 @@ impl From<EventType> for EventKind {
 /// Updates through the `PUT` routes and the socket's `availability` frame.
 const UPDATE: EventKind = EventKind::Classified;
 
-/// The event of an update (CONTRACT §5, §9): turning a teammate's status to disabled is a
+/// The event of an update (docs/protocol.md §6): turning a teammate's status to disabled is a
 /// `project_user.disable`; a change of `user_available` and/or `profileStatus` alone is an
 /// `availability.update`; anything else is a `project_user.update`.
 fn classify_update(before: &Teammate, after: &Teammate) -> EventType {

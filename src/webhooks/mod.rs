@@ -1,4 +1,4 @@
-//! Webhooks (CONTRACT §6): subscriptions, Standard Webhooks signing, the SSRF guard and the
+//! Webhooks (docs/protocol.md §8): subscriptions, Standard Webhooks signing, the SSRF guard and the
 //! at-least-once dispatcher that every node runs.
 
 mod addresses;

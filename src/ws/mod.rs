@@ -1,4 +1,4 @@
-//! The agent WebSocket (`GET /ws` and `GET /`): the Tiledesk realtime protocol (CONTRACT §4).
+//! The agent WebSocket (`GET /ws` and `GET /`): the Tiledesk realtime protocol (docs/protocol.md §4).
 //!
 //! The handshake authenticates, resolves which teammates the socket counts for, applies the
 //! per-user limit, and sizes the WebSocket buffers for presence traffic; [`session`] runs it.
@@ -24,7 +24,7 @@ use session::SessionSetup;
 use topics::KeyCaller;
 use upgrade::Upgrade;
 
-/// Messages (and frames) over this close the socket with 1009 (CONTRACT §9).
+/// Messages (and frames) over this close the socket with 1009 (docs/protocol.md §9).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// tungstenite keeps a read buffer of this size for the socket's whole life, and reads at most
 /// this much per call. Client frames are heartbeats, subscriptions and availability changes of

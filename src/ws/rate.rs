@@ -1,5 +1,5 @@
 //! Per-connection frame rate limit: a token bucket of 50 frames per second with bursts of 2,000
-//! (CONTRACT §9). A client that keeps flooding for 10 s is closed.
+//! (docs/protocol.md §4). A client that keeps flooding for 10 s is closed.
 //!
 //! Subscriptions have a bucket of their own, because one `subscribe` frame can cost the node a
 //! whole team's snapshot: a client that unsubscribes and subscribes again in a loop would

@@ -1,4 +1,4 @@
-//! Topic subscriptions on an agent socket (CONTRACT §4): authorize, acknowledge, snapshot or
+//! Topic subscriptions on an agent socket (docs/protocol.md §5): authorize, acknowledge, snapshot or
 //! replay, then live `UPDATE` frames from the node's hub.
 
 use super::frames::{self, frame_error, FrameError};

@@ -1,4 +1,4 @@
-//! The Teamwork-Desk-compatible user update, `PATCH /desk/api/v2/users/{id}.json` (CONTRACT §8),
+//! The Teamwork-Desk-compatible user update, `PATCH /desk/api/v2/users/{id}.json` (docs/rest.md),
 //! through real HTTP against both engines: the mapping onto the user, the teammate and its
 //! `settings.desk`; validation (one entry per invalid field, and then nothing changed); 404s and
 //! project isolation; authentication; the teammate events; owner protection; email changes.

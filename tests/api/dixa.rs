@@ -1,4 +1,4 @@
-//! The Dixa-compatible teams API (`/beta/teams`, CONTRACT §7) against both engines, through real
+//! The Dixa-compatible teams API (`/beta/teams`, docs/rest.md) against both engines, through real
 //! HTTP and real agent WebSockets: team CRUD, API-key authentication and roles, members, leaving
 //! the project, cross-project isolation, presence rows and their keyset pages, and the team
 //! membership events on `/{pid}/events` and `/{pid}/teams/{team_id}`.

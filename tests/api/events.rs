@@ -44,7 +44,7 @@ impl common::TeamApp {
     }
 }
 
-/// Asserts the envelope fields of CONTRACT §5.
+/// Asserts the envelope fields of docs/protocol.md §6.
 #[track_caller]
 fn assert_envelope(event: &Value, event_type: &str, pid: &str, puid: &str) {
     assert_eq!(event["type"], json!(event_type), "{event}");

@@ -1,4 +1,4 @@
-//! The JWKS (`jwt_jwks`, CONTRACT §1) through the real server and binary:
+//! The JWKS (`jwt_jwks`, docs/protocol.md §1) through the real server and binary:
 //!
 //! 1. `a_rotated_key_*`: a key added to the JWKS file works after the re-read interval.
 //! 2. `unusable_jwks_*`: the real binary exits 2 naming `jwt_jwks` and where it was set.

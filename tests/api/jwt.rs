@@ -1,4 +1,4 @@
-//! JWT verification through the real server (CONTRACT §2), on REST, the agent socket and SSE:
+//! JWT verification through the real server (docs/protocol.md §1), on REST, the agent socket and SSE:
 //!
 //! 1. `tiledesk_tokens_work_everywhere`: a token shaped exactly like Tiledesk's (`sub: "user"`,
 //!    the id in `_id`, `aud`, `iss`, `jti`) works; `sub` wins when it is a user id (both engines).

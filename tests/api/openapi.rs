@@ -1,4 +1,4 @@
-//! The API description (CONTRACT §10): `/openapi.json` documents exactly the routes the router
+//! The API description (`/openapi.json`): `/openapi.json` documents exactly the routes the router
 //! has (the WebSocket aside), each documented operation is really served, and `/docs` works
 //! from files in the binary.
 
@@ -18,7 +18,7 @@ const USER_ONLY: [(&str, &str); 6] = [
     ("put", "/v3/{pid}/project_users"),
 ];
 
-/// Routes that are not HTTP operations: the agent WebSocket (CONTRACT §10 leaves it out).
+/// Routes that are not HTTP operations: the agent WebSocket (docs/protocol.md describes it).
 const NOT_DOCUMENTED: [(&str, &str); 2] = [("GET", "/ws"), ("GET", "/")];
 
 async fn document() -> (common::TestApp, Value) {

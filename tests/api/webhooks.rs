@@ -1,4 +1,4 @@
-//! Webhooks (CONTRACT §3, §6), black box, against both engines: the subscriptions API, and real
+//! Webhooks (docs/protocol.md §8), black box, against both engines: the subscriptions API, and real
 //! deliveries to a local HTTP receiver that records every request, answers a scripted status,
 //! and verifies every Standard Webhooks signature itself (its own HMAC, not the gateway's).
 

@@ -130,7 +130,7 @@ EXCEPTIONS = [
     ("POST /v3/auth/signup", 422,
      "an email that is taken: Tiledesk clients expect 422, as for any refused sign-up"),
     ("PUT /v3/{pid}/project_users/{puid}/restore", 400,
-     "restoring a teammate that is not trashed is 400 (CONTRACT section 9)"),
+     "restoring a teammate that is not trashed is 400 (docs/rest.md)"),
     ("DELETE /v3/{pid}/project_users/{puid}", 400,
      "soft=true and hard=true together are contradictory: 400 `choose soft or hard, not both`"),
     ("PATCH /beta/teams/{team_id}/agents", 400,

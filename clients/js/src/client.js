@@ -1,4 +1,4 @@
-// The agent socket (CONTRACT §4): connect, heartbeats both ways, reconnect with jittered
+// The agent socket (the gateway's docs/protocol.md §4): connect, heartbeats both ways, reconnect with jittered
 // exponential backoff, and topic subscriptions that resume from the last event they saw.
 
 import { Emitter } from './emitter.js';

@@ -1,4 +1,4 @@
-// Types of presence-gateway-client. The wire shapes follow the gateway's CONTRACT §3–5.
+// Types of presence-gateway-client. The wire shapes follow the gateway's docs/protocol.md §3–§6.
 
 export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 

@@ -1,5 +1,5 @@
 // presence-gateway-client: the agent socket and a live team presence view for
-// presence-gateway (CONTRACT §12). No dependencies; in Node < 22 pass the `ws` package as
+// presence-gateway (its README). No dependencies; in Node < 22 pass the `ws` package as
 // `WebSocket`. The types are in index.d.ts.
 
 export { PresenceClient, States, authorization } from './client.js';

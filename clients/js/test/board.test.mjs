@@ -1,4 +1,4 @@
-// The team presence board (`/board`, CONTRACT §11) in Debian's Chromium, driven by
+// The team presence board (`/board`) in Debian's Chromium, driven by
 // playwright-core (never a downloaded browser). Screenshots go to ARTIFACTS_DIR (default
 // clients/js/test-artifacts/), in light and dark.
 

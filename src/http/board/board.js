@@ -1,4 +1,4 @@
-// The team presence board (CONTRACT §11), built on the client library served beside it.
+// The team presence board (README, "The team presence board"), built on the client library served beside it.
 //
 // The credential comes from the URL fragment (`#token=...&project=...`), or from the sign-in
 // form, which keeps it in sessionStorage so that it does not sit in the browser's history.

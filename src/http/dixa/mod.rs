@@ -1,4 +1,4 @@
-//! The Dixa-compatible teams API under `/beta/teams` (CONTRACT §7).
+//! The Dixa-compatible teams API under `/beta/teams` (docs/rest.md, "Dixa teams").
 //!
 //! Callers authenticate with a project API key; the key's project is the scope, so a key never
 //! sees another project's teams. Reads need an `agent` key, changes an `admin` key. Errors are

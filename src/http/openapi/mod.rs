@@ -1,4 +1,4 @@
-//! The OpenAPI 3.1 document of every HTTP route (CONTRACT §10), generated from the code.
+//! The OpenAPI 3.1 document of every HTTP route (docs/protocol.md covers what it cannot: the socket, events, webhooks), generated from the code.
 //!
 //! Each handler carries its own `#[utoipa::path]` (path, parameters, body, success answers), and
 //! each router module lists its handlers in an `ApiDoc` next to its route table. This module
@@ -75,7 +75,7 @@ const FAMILIES: [Family; 4] = [
         title = "presence-gateway",
         description = "Live presence and availability of customer-support teammates, behind the \
                        Tiledesk (`/v3`), Dixa (`/beta`) and Teamwork Desk (`/desk`) REST APIs. \
-                       The agent WebSocket (`/ws`) is described in the README, not here.",
+                       The agent WebSocket (`/ws`), events and webhooks are described in the repository's docs/protocol.md, not here.",
         license(name = "MIT")
     ),
     paths(openapi_json),

@@ -1,4 +1,4 @@
-//! `GET /v3/{pid}/events`: the project's events as Server-Sent Events (CONTRACT §5).
+//! `GET /v3/{pid}/events`: the project's events as Server-Sent Events (docs/protocol.md §7).
 //!
 //! Each event is `id: <event id>`, `event: <type>`, `data: <envelope>`. `Last-Event-ID` (or
 //! `?since=`) replays what came after that event; if it is no longer retained, the stream

@@ -1,4 +1,4 @@
-//! The Tiledesk-compatible REST API under `/v3` (CONTRACT §3).
+//! The Tiledesk-compatible REST API under `/v3` (`/openapi.json`; docs/rest.md).
 
 mod auth;
 mod events;
