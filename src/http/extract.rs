@@ -208,3 +208,74 @@ impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
         axum::Json(self.0).into_response()
     }
 }
+
+/// Property tests of the body parser every `/v3` body goes through (they replaced a `cargo fuzz`
+/// target, so that they run in CI): nothing panics or overflows the stack, whatever the bytes;
+/// what parses is an object that re-serializes to the same value; the object and `Value` readers
+/// agree.
+#[cfg(test)]
+mod proptests {
+    use super::parse_json;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    /// Equal, except that floats may differ in their last bits (serde_json's fast float parser
+    /// may land one ulp away without its `float_roundtrip` feature).
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() || y.is_f64() => {
+                match (x.as_f64(), y.as_f64()) {
+                    (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-14 * x.abs().max(y.abs()),
+                    _ => false,
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .zip(y)
+                        .all(|((kx, vx), (ky, vy))| kx == ky && same(vx, vy))
+            }
+            _ => a == b,
+        }
+    }
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let as_value = parse_json::<Value>(bytes);
+        let as_object = parse_json::<Map<String, Value>>(bytes);
+        match &as_value {
+            Ok(value) => {
+                prop_assert!(value.is_object(), "a body is an object: {value}");
+                prop_assert!(as_object.is_ok());
+                let text = serde_json::to_string(value).expect("a parsed value serializes");
+                let again: Value = serde_json::from_str(&text).expect("re-serialized JSON parses");
+                prop_assert!(same(&again, value), "{again} != {value}");
+            }
+            Err(_) => prop_assert!(as_object.is_err()),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn json_looking_bytes(text in r#"\{[\[\]{}":,. 0-9a-zA-Z\\\-eEtrufalsn]{0,128}\}?"#) {
+            check(text.as_bytes())?;
+        }
+
+        #[test]
+        fn deep_nesting(depth in 1usize..20_000, objects in any::<bool>()) {
+            let (open, close) = if objects { (r#"{"a":"#, "}") } else { ("[", "]") };
+            let body = format!(r#"{{"b":{}1{}}}"#, open.repeat(depth), close.repeat(depth));
+            check(body.as_bytes())?;
+        }
+    }
+}
