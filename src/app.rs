@@ -7,10 +7,10 @@ use crate::events::Events;
 use crate::heartbeat::HeartbeatClock;
 use crate::http;
 use crate::presence::{self, ConnectionLimits, MaintenanceTimings, Tracker};
-use crate::service::{Accounts, AgentTeams, Teams};
+use crate::service::{Accounts, Teammates, Teams};
 use crate::state::{AppState, Shared};
 use crate::store::{MemoryStore, RedisStore, Store, StoreError};
-use crate::webhooks::{Dispatcher, Subscriptions};
+use crate::webhooks::{Dispatcher, WebhookSubscriptions};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,8 +67,8 @@ impl App {
             config.jwt_ttl,
             config.signup_claims_invitations,
         );
-        let teams = Teams::new(store.clone());
-        let agent_teams = AgentTeams::new(teams.clone());
+        let teammates = Teammates::new(store.clone());
+        let teams = Teams::new(teammates.clone());
         let tracker = Tracker::new(
             config.node_id.clone(),
             store.clone(),
@@ -97,17 +97,17 @@ impl App {
             config.node_id.clone(),
             config.node_ttl,
         )?;
-        let subscriptions = Subscriptions::new(store.clone(), config.webhook.allow_private);
+        let webhooks = WebhookSubscriptions::new(store.clone(), config.webhook.allow_private);
         let (stop, _) = watch::channel(false);
         let state = AppState::new(Shared {
             config,
             store,
             accounts,
+            teammates,
             teams,
-            agent_teams,
             tracker,
             events,
-            subscriptions,
+            webhooks,
             metrics: crate::telemetry::metrics_handle(),
             heartbeats,
         });

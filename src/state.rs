@@ -7,10 +7,10 @@ use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::heartbeat::HeartbeatClock;
 use crate::presence::Tracker;
-use crate::service::{Accounts, AgentTeams, Teams};
+use crate::service::{Accounts, Teammates, Teams};
 use crate::store::Store;
 use crate::views::{to_value, TeammateView};
-use crate::webhooks::Subscriptions;
+use crate::webhooks::WebhookSubscriptions;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::Value;
 use std::ops::Deref;
@@ -24,12 +24,12 @@ pub struct Shared {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub accounts: Accounts,
+    pub teammates: Teammates,
+    /// Teammates of agents (Dixa).
     pub teams: Teams,
-    /// Teams of agents (Dixa).
-    pub agent_teams: AgentTeams,
     pub tracker: Tracker,
     pub events: Events,
-    pub subscriptions: Subscriptions,
+    pub webhooks: WebhookSubscriptions,
     pub metrics: PrometheusHandle,
     /// Beats every agent socket's heartbeat; tells sockets and SSE streams when access is
     /// revoked and when the node shuts down (sockets close with 1012).

@@ -31,11 +31,12 @@ pub struct Published {
 
 #[derive(Default)]
 pub struct Hub {
-    topics: DashMap<Topic, Vec<Arc<Registration>>>,
+    topics: DashMap<Topic, Vec<Arc<Subscriber>>>,
     next_id: AtomicU64,
 }
 
-struct Registration {
+/// One listener's place on one topic.
+struct Subscriber {
     id: u64,
     /// Who is listening: the user's id, or the API key's.
     principal: Id,
@@ -172,7 +173,7 @@ impl Listener {
             .topics
             .entry(topic)
             .or_default()
-            .push(Arc::new(Registration {
+            .push(Arc::new(Subscriber {
                 id: self.id,
                 principal: self.principal,
                 queue: self.queue.clone(),

@@ -5,11 +5,11 @@
 
 mod access;
 mod accounts;
-mod agent_teams;
 mod invitations;
 mod teammates;
+mod teams;
 
 pub use access::{Access, Principal};
 pub use accounts::{Accounts, SignupRequest, SIGNIN_ATTEMPTS, SIGNIN_WINDOW};
-pub use agent_teams::AgentTeams;
-pub use teammates::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch, Teams};
+pub use teammates::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch, Teammates};
+pub use teams::Teams;

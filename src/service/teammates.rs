@@ -1,6 +1,6 @@
 //! Projects and teammates: creation, invitations, updates, removal and restore.
 //!
-//! Every change to a stored teammate goes through [`Teams::mutate`]: read, apply a pure change,
+//! Every change to a stored teammate goes through [`Teammates::mutate`]: read, apply a pure change,
 //! write back under an optimistic version check, retry on a concurrent write. Rules that span
 //! teammates (the last owner) are enforced atomically inside the store.
 
@@ -67,13 +67,13 @@ pub enum RemoveMode {
 }
 
 #[derive(Clone)]
-pub struct Teams {
+pub struct Teammates {
     store: Arc<dyn Store>,
 }
 
-impl Teams {
+impl Teammates {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Teams { store }
+        Teammates { store }
     }
 
     pub fn store(&self) -> &dyn Store {

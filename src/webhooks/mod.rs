@@ -25,14 +25,14 @@ pub struct SubscriptionPatch {
 
 /// Subscription rules shared by every API family.
 #[derive(Clone)]
-pub struct Subscriptions {
+pub struct WebhookSubscriptions {
     store: Arc<dyn Store>,
     allow_private: bool,
 }
 
-impl Subscriptions {
+impl WebhookSubscriptions {
     pub fn new(store: Arc<dyn Store>, allow_private: bool) -> Self {
-        Subscriptions {
+        WebhookSubscriptions {
             store,
             allow_private,
         }

@@ -3,7 +3,7 @@
 
 use super::frames::{self, frame_error, ClientFrame, FrameError};
 use super::rate::RateLimiter;
-use super::topics::{self, SocketCaller, Subscriptions};
+use super::topics::{self, SocketCaller, SocketTopics};
 use crate::domain::{Id, Teammate};
 use crate::service::{Access, Principal, TeammatePatch};
 use crate::state::AppState;
@@ -12,7 +12,7 @@ use crate::state::AppState;
 pub(super) async fn answer(
     state: &AppState,
     caller: &SocketCaller,
-    subscriptions: &mut Option<Box<Subscriptions>>,
+    subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     project_id: Option<Id>,
     text: &str,
@@ -83,7 +83,7 @@ async fn availability(
             .await
             .map_err(frame_error)?;
         let teammate = state
-            .teams
+            .teammates
             .update_own(&access, patch.clone())
             .await
             .map_err(frame_error)?;

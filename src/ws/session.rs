@@ -9,7 +9,7 @@
 use super::answers::answer;
 use super::frames::{self, FrameError};
 use super::rate::{RateLimiter, Verdict};
-use super::topics::{self, KeyCaller, SocketCaller, Subscriptions};
+use super::topics::{self, KeyCaller, SocketCaller, SocketTopics};
 use super::upgrade::{self, Socket};
 use crate::domain::{Id, PresenceKey};
 use crate::heartbeat::{Beat, Heartbeat};
@@ -75,7 +75,7 @@ struct Session {
     revocations_from: u64,
     last_heard: Instant,
     limiter: RateLimiter,
-    subscriptions: Option<Box<Subscriptions>>,
+    subscriptions: Option<Box<SocketTopics>>,
 }
 
 /// Runs one agent socket until it closes.

@@ -57,14 +57,14 @@ impl SocketCaller {
 }
 
 /// A socket's subscriptions, created at its first `subscribe`.
-pub struct Subscriptions {
+pub struct SocketTopics {
     listener: Listener,
     /// Per topic, the last event a replay sent: live copies of it and older ones are skipped.
     replayed: HashMap<Topic, LogPosition>,
 }
 
 /// Whether the socket watches a topic of `project_id`.
-pub fn in_project(subscriptions: &Option<Box<Subscriptions>>, project_id: Id) -> bool {
+pub fn in_project(subscriptions: &Option<Box<SocketTopics>>, project_id: Id) -> bool {
     subscriptions.as_ref().is_some_and(|subs| {
         subs.listener
             .topics()
@@ -75,7 +75,7 @@ pub fn in_project(subscriptions: &Option<Box<Subscriptions>>, project_id: Id) ->
 
 /// The frames already waiting for the socket (never waits): what a socket whose access was
 /// revoked still sends, the event that revoked it last.
-pub fn waiting(subscriptions: &mut Option<Box<Subscriptions>>) -> Vec<Utf8Bytes> {
+pub fn waiting(subscriptions: &mut Option<Box<SocketTopics>>) -> Vec<Utf8Bytes> {
     let Some(subs) = subscriptions.as_mut() else {
         return Vec::new();
     };
@@ -88,7 +88,7 @@ pub fn waiting(subscriptions: &mut Option<Box<Subscriptions>>) -> Vec<Utf8Bytes>
     frames
 }
 
-impl Subscriptions {
+impl SocketTopics {
     /// Whether a published event is not one a replay sent already.
     fn is_new(&self, published: &Published) -> bool {
         let seen = self.replayed.get(&published.topic);
@@ -98,7 +98,7 @@ impl Subscriptions {
 
 /// The next frame to send for the socket's topics. Never resolves without subscriptions;
 /// `None` once the socket fell behind and the hub dropped it.
-pub async fn next(subscriptions: &mut Option<Box<Subscriptions>>) -> Option<Utf8Bytes> {
+pub async fn next(subscriptions: &mut Option<Box<SocketTopics>>) -> Option<Utf8Bytes> {
     let Some(subs) = subscriptions.as_mut() else {
         return std::future::pending().await;
     };
@@ -115,7 +115,7 @@ pub async fn next(subscriptions: &mut Option<Box<Subscriptions>>) -> Option<Utf8
 pub async fn subscribe(
     state: &AppState,
     caller: &SocketCaller,
-    subscriptions: &mut Option<Box<Subscriptions>>,
+    subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     text: &str,
     since: Option<&str>,
@@ -129,7 +129,7 @@ pub async fn subscribe(
 async fn try_subscribe(
     state: &AppState,
     caller: &SocketCaller,
-    subscriptions: &mut Option<Box<Subscriptions>>,
+    subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     text: &str,
     since: Option<&str>,
@@ -171,7 +171,7 @@ async fn try_subscribe(
 
     // Register first, then read: nothing that happens in between can be missed.
     let subs = subscriptions.get_or_insert_with(|| {
-        Box::new(Subscriptions {
+        Box::new(SocketTopics {
             listener: state.events.hub().listener(caller.principal_id(), None),
             replayed: HashMap::new(),
         })
@@ -233,7 +233,7 @@ async fn start(
 }
 
 /// `unsubscribe`: stops the topic's events; answered with `unsubscribed` either way.
-pub fn unsubscribe(subscriptions: &mut Option<Box<Subscriptions>>, text: &str) -> Vec<String> {
+pub fn unsubscribe(subscriptions: &mut Option<Box<SocketTopics>>, text: &str) -> Vec<String> {
     let Some(topic) = Topic::parse(text) else {
         let e = FrameError::new("invalid_topic", "not a topic");
         return vec![frames::error(&e, Some(text))];
@@ -254,7 +254,7 @@ async fn snapshot(state: &AppState, access: &Access, topic: &Topic) -> Result<Va
     let pid = topic.project_id;
     let teammate = match topic.kind {
         TopicKind::Team(team_id) => {
-            let members = state.agent_teams.members(access, team_id).await?;
+            let members = state.teams.members(access, team_id).await?;
             return Ok(Value::Array(state.render_teammates(&members).await?));
         }
         TopicKind::ProjectUsers | TopicKind::Events => {

@@ -241,7 +241,7 @@ async fn update_user(
     // The teammate first: the service refuses an owner's role or state (403) before anything is
     // written; the account, checked above, follows.
     let teammate = if changes_teammate {
-        state.teams.update(&access, teammate.id, patch).await?
+        state.teammates.update(&access, teammate.id, patch).await?
     } else {
         teammate
     };

@@ -165,7 +165,7 @@ async fn create(
 ) -> Result<Response> {
     let request: CreateTeam = body(&read_body(raw)?)?;
     let team = state
-        .agent_teams
+        .teams
         .create(&access, &request.name)
         .await
         .map_err(body_error)?;
@@ -185,7 +185,7 @@ async fn list(
     State(state): State<AppState>,
     ProjectKey(access, _): ProjectKey<DixaError>,
 ) -> Result<Json<TeamsAnswer>> {
-    let teams = state.agent_teams.list(&access).await?;
+    let teams = state.teams.list(&access).await?;
     let data = teams.iter().map(TeamView::from).collect();
     Ok(Json(TeamsAnswer { data }))
 }
@@ -199,7 +199,7 @@ async fn get_one(
     ProjectKey(access, _): ProjectKey<DixaError>,
     TeamId(id): TeamId,
 ) -> Result<Json<TeamAnswer>> {
-    let team = state.agent_teams.get(&access, id).await?;
+    let team = state.teams.get(&access, id).await?;
     Ok(Json(TeamAnswer {
         data: TeamView::from(&team),
     }))
@@ -214,7 +214,7 @@ async fn remove(
     ProjectKey(access, _): ProjectKey<DixaError>,
     TeamId(id): TeamId,
 ) -> Result<StatusCode> {
-    state.agent_teams.delete(&access, id).await?;
+    state.teams.delete(&access, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -227,7 +227,7 @@ async fn members(
     ProjectKey(access, _): ProjectKey<DixaError>,
     TeamId(id): TeamId,
 ) -> Result<Json<AgentsAnswer>> {
-    let members = state.agent_teams.members(&access, id).await?;
+    let members = state.teams.members(&access, id).await?;
     let user_ids: Vec<Id> = members.iter().map(|t| t.user_id).collect();
     let users = state.store.get_users(&user_ids).await?;
     let data = users
@@ -287,7 +287,7 @@ async fn change_members(
     member: bool,
 ) -> Result<()> {
     let agents = AgentIds::parse(&read_body(raw)?)?;
-    let teams = &state.agent_teams;
+    let teams = &state.teams;
     let changed = if member {
         teams.add_members(access, id, &agents).await
     } else {
@@ -349,7 +349,7 @@ async fn presence(
             _ => {}
         }
     }
-    let members = state.agent_teams.members(&access, id).await?;
+    let members = state.teams.members(&access, id).await?;
     let mut page: Vec<_> = members
         .into_iter()
         .filter(|t| after.is_none_or(|a| t.user_id > a))

@@ -158,7 +158,7 @@ pub async fn invite(
         .parse()
         .map_err(|_| Error::bad_request("role must be one of agent, supervisor or admin"))?;
     let outcome = state
-        .teams
+        .teammates
         .invite(
             &access,
             InviteRequest {
@@ -254,7 +254,10 @@ pub async fn update_own(
     Json(body): Json<UpdateBody>,
 ) -> Result<Json<Value>> {
     access.require(Role::Agent)?;
-    let teammate = state.teams.update_own(&access, body.into_patch()?).await?;
+    let teammate = state
+        .teammates
+        .update_own(&access, body.into_patch()?)
+        .await?;
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 
@@ -271,7 +274,10 @@ pub async fn update(
 ) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
     let id = parse_id(param(&params, "puid"), "teammate id")?;
-    let teammate = state.teams.update(&access, id, body.into_patch()?).await?;
+    let teammate = state
+        .teammates
+        .update(&access, id, body.into_patch()?)
+        .await?;
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 
@@ -306,7 +312,7 @@ pub async fn remove(
         (false, true) => RemoveMode::Delete,
         (false, false) => RemoveMode::Disable,
     };
-    let teammate = state.teams.remove(&access, id, mode).await?;
+    let teammate = state.teammates.remove(&access, id, mode).await?;
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 
@@ -321,7 +327,7 @@ pub async fn restore(
 ) -> Result<Json<Value>> {
     access.require(Role::Admin)?;
     let id = parse_id(param(&params, "puid"), "teammate id")?;
-    let teammate = state.teams.restore(&access, id).await?;
+    let teammate = state.teammates.restore(&access, id).await?;
     Ok(Json(state.render_teammate(&teammate).await?))
 }
 

@@ -31,7 +31,7 @@ pub async fn create(
     Json(body): Json<NewProject>,
 ) -> Result<Json<Value>> {
     let user = principal.require_user()?;
-    let (project, _owner) = state.teams.create_project(user, &body.name).await?;
+    let (project, _owner) = state.teammates.create_project(user, &body.name).await?;
     Ok(Json(to_value(&ProjectView::from(&project))?))
 }
 

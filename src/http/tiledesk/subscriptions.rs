@@ -136,7 +136,7 @@ pub async fn create(
     Member(access): Member,
     Json(body): Json<SubscriptionBody>,
 ) -> Result<Response> {
-    let s = state.subscriptions.create(&access, body.into()).await?;
+    let s = state.webhooks.create(&access, body.into()).await?;
     let mut response = axum::Json(to_value(&view(&s, true))?).into_response();
     if let Ok(secret) = HeaderValue::from_str(&s.secret) {
         response.headers_mut().insert("x-hook-secret", secret);
@@ -168,7 +168,7 @@ pub async fn get(
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
     let id = parse_id(&params["id"], "subscription id")?;
-    let s = state.subscriptions.get(&access, id).await?;
+    let s = state.webhooks.get(&access, id).await?;
     Ok(Json(to_value(&view(&s, false))?))
 }
 
@@ -184,7 +184,7 @@ pub async fn update(
     Json(body): Json<SubscriptionBody>,
 ) -> Result<Json<Value>> {
     let id = parse_id(&params["id"], "subscription id")?;
-    let s = state.subscriptions.update(&access, id, body.into()).await?;
+    let s = state.webhooks.update(&access, id, body.into()).await?;
     Ok(Json(to_value(&view(&s, false))?))
 }
 
@@ -198,7 +198,7 @@ pub async fn remove(
     Path(params): Path<HashMap<String, String>>,
 ) -> Result<Json<Value>> {
     let id = parse_id(&params["id"], "subscription id")?;
-    let s = state.subscriptions.get(&access, id).await?;
+    let s = state.webhooks.get(&access, id).await?;
     state
         .store
         .delete_subscription(access.project.id, id)

@@ -33,7 +33,7 @@ pub async fn list(
     Member(access): Member,
 ) -> Result<Json<Vec<TeamMembersView>>> {
     access.require(Role::Agent)?;
-    let teams = state.agent_teams.list(&access).await?;
+    let teams = state.teams.list(&access).await?;
     // One read of the team; each teammate lists its teams.
     let teammates = state.store.list_teammates(access.project.id).await?;
     let views = teams

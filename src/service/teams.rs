@@ -1,4 +1,4 @@
-//! Teams of agents (the Dixa API): named groups of a project's teammates.
+//! Teammates of agents (the Dixa API): named groups of a project's teammates.
 //!
 //! A team is its own record; membership is a list on each teammate (`Teammate::teams`), changed
 //! through the teammate mutate loop, so every join and leave is one teammate change with one
@@ -6,18 +6,18 @@
 //! the project (trash, hard delete) takes it out of every team; deleting a team takes every
 //! member out of it (one `team.member_removed` each) and keeps the teammates.
 
-use super::{Access, Teams};
+use super::{Access, Teammates};
 use crate::domain::{self, Id, Role, Team, Teammate, Timestamp, MAX_TEAM_NAME_LEN};
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
-pub struct AgentTeams {
-    teams: Teams,
+pub struct Teams {
+    teammates: Teammates,
 }
 
-impl AgentTeams {
-    pub fn new(teams: Teams) -> Self {
-        AgentTeams { teams }
+impl Teams {
+    pub fn new(teammates: Teammates) -> Self {
+        Teams { teammates }
     }
 
     /// Creates a team (admin+).
@@ -37,20 +37,20 @@ impl AgentTeams {
             name: name.to_string(),
             created_at: Timestamp::now(),
         };
-        self.teams.store().put_team(&team).await?;
+        self.teammates.store().put_team(&team).await?;
         Ok(team)
     }
 
     /// The project's teams, oldest first (agent+).
     pub async fn list(&self, access: &Access) -> Result<Vec<Team>> {
         access.require(Role::Agent)?;
-        Ok(self.teams.store().list_teams(access.project.id).await?)
+        Ok(self.teammates.store().list_teams(access.project.id).await?)
     }
 
     /// One team of the project (agent+); 404 if it is not there.
     pub async fn get(&self, access: &Access, id: Id) -> Result<Team> {
         access.require(Role::Agent)?;
-        self.teams
+        self.teammates
             .store()
             .get_team(access.project.id, id)
             .await?
@@ -61,7 +61,7 @@ impl AgentTeams {
     pub async fn members(&self, access: &Access, id: Id) -> Result<Vec<Teammate>> {
         let team = self.get(access, id).await?;
         let mut members: Vec<Teammate> = self
-            .teams
+            .teammates
             .store()
             .list_teammates(team.project_id)
             .await?
@@ -79,7 +79,7 @@ impl AgentTeams {
             self.set_membership(access, &member, id, false).await?;
         }
         if !self
-            .teams
+            .teammates
             .store()
             .delete_team(access.project.id, id)
             .await?
@@ -117,7 +117,7 @@ impl AgentTeams {
         let mut teammates = Vec::with_capacity(user_ids.len());
         for user_id in user_ids {
             let teammate = self
-                .teams
+                .teammates
                 .store()
                 .find_teammate_by_user(team.project_id, user_id)
                 .await?
@@ -141,7 +141,7 @@ impl AgentTeams {
         team: Id,
         member: bool,
     ) -> Result<Teammate> {
-        self.teams
+        self.teammates
             .set_team_membership(access.project.id, teammate.id, team, member)
             .await
     }
