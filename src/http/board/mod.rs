@@ -23,44 +23,21 @@ pub fn router() -> Router<AppState> {
         .route("/board/{file}", get(board_asset))
 }
 
-const HTML: &str = "text/html; charset=utf-8";
-const SCRIPT: &str = "text/javascript; charset=utf-8";
-const STYLE: &str = "text/css; charset=utf-8";
+/// The board's own files: its page, scripts, style and icon.
+#[derive(rust_embed::Embed)]
+#[folder = "src/http/board/"]
+#[include = "*.html"]
+#[include = "*.js"]
+#[include = "*.css"]
+#[include = "*.svg"]
+struct BoardFiles;
 
-/// The files under `/board/`, by name: the board's own, then the client library's modules,
-/// which import each other by these same relative names.
-const ASSETS: &[(&str, &str, &str)] = &[
-    ("board.js", SCRIPT, include_str!("board.js")),
-    ("team-board.js", SCRIPT, include_str!("team-board.js")),
-    ("ui.js", SCRIPT, include_str!("ui.js")),
-    ("board.css", STYLE, include_str!("board.css")),
-    ("icon.svg", "image/svg+xml", include_str!("icon.svg")),
-    (
-        "emitter.js",
-        SCRIPT,
-        include_str!("../../../clients/js/src/emitter.js"),
-    ),
-    (
-        "index.js",
-        SCRIPT,
-        include_str!("../../../clients/js/src/index.js"),
-    ),
-    (
-        "client.js",
-        SCRIPT,
-        include_str!("../../../clients/js/src/client.js"),
-    ),
-    (
-        "team.js",
-        SCRIPT,
-        include_str!("../../../clients/js/src/team.js"),
-    ),
-    (
-        "errors.js",
-        SCRIPT,
-        include_str!("../../../clients/js/src/errors.js"),
-    ),
-];
+/// The client library's modules, served beside the board's scripts (they import each other by
+/// these same relative names).
+#[derive(rust_embed::Embed)]
+#[folder = "clients/js/src/"]
+#[include = "*.js"]
+struct ClientFiles;
 
 /// The page only loads what the gateway serves, and talks only to the gateway.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -72,7 +49,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
 #[utoipa::path(get, path = "/board", tag = "operations",
     responses((status = 200, description = "an HTML page", content_type = "text/html", body = String)))]
 async fn board_page() -> Response {
-    serve(HTML, include_str!("index.html"))
+    asset("index.html")
 }
 
 /// A file of the board (its script, style and icon, and the client library's modules).
@@ -83,23 +60,29 @@ async fn board_page() -> Response {
         (status = 404, description = "no such file", body = crate::http::error::TiledeskError),
     ))]
 async fn board_asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, body)) => serve(content_type, body),
-        None => crate::error::Error::not_found("file").into_response(),
+    // The page itself is `/board`.
+    if file == "index.html" {
+        return crate::error::Error::not_found("file").into_response();
     }
+    asset(&file)
 }
 
-fn serve(content_type: &'static str, body: &'static str) -> Response {
+fn asset(name: &str) -> Response {
+    let Some(file) = BoardFiles::get(name).or_else(|| ClientFiles::get(name)) else {
+        return crate::error::Error::not_found("file").into_response();
+    };
+    // The files are UTF-8 text; the type comes from the name.
+    let content_type = format!("{}; charset=utf-8", file.metadata.mimetype());
     (
         [
-            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_TYPE, content_type.as_str()),
             (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "no-referrer"),
             // The files change with the binary: revalidate rather than run an old client.
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        body,
+        file.data,
     )
         .into_response()
 }
