@@ -1,5 +1,6 @@
-//! The team presence board at `/board` (README, "The team presence board"): a page, its script and style, and the
-//! JavaScript client library it is built on (`clients/js/src`), all compiled into the binary.
+//! The team presence board at `/board` (README, "The team presence board"): a page, its script
+//! and style, and the JavaScript client library it is built on (`clients/js/src`), all compiled
+//! into the binary.
 //!
 //! There is no build step: the files are served as they are in the repository, so the board
 //! works offline and a change to the client library reaches the board with the next build.
