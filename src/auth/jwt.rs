@@ -84,8 +84,8 @@ struct Identity {
 }
 
 impl Identity {
-    /// docs/protocol.md §1: `sub` when it is a user id (a UUID), else `_id`. Tiledesk puts `"user"` (or
-    /// `"guest"`, ...) in `sub` and the user id in `_id`.
+    /// docs/protocol.md §1: `sub` when it is a user id (a UUID), else `_id`. Tiledesk puts `"user"`
+    /// (or `"guest"`, ...) in `sub` and the user id in `_id`.
     fn user_id(&self) -> Option<Id> {
         let as_id = |value: &Option<serde_json::Value>| value.as_ref()?.as_str()?.parse().ok();
         as_id(&self.sub).or_else(|| as_id(&self.legacy_id))

@@ -1,5 +1,5 @@
-//! Credentials: JWTs, passwords, API keys and invitation tokens. No HTTP here; `http::auth` turns headers into
-//! calls to these.
+//! Credentials: JWTs, passwords, API keys and invitation tokens. No HTTP here; `http/extract.rs`
+//! turns headers into calls to these (through `service::Accounts`).
 
 pub mod api_key;
 pub mod invitation_token;

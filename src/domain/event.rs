@@ -3,7 +3,8 @@
 //! The store appends a [`LoggedEvent`] in the same atomic step as the change it describes, and
 //! assigns the teammate's `seq` there, so `seq` is strictly increasing cluster-wide and no change
 //! can happen without its event. Events are *facts* (the teammate before and after, the presence
-//! before and after); their wire form (the envelope of docs/protocol.md §6) is rendered by `events/`.
+//! before and after); their wire form (the envelope of docs/protocol.md §6) is rendered by
+//! `events/`.
 
 use super::{Partition, Presence, PresenceKey, Teammate, Timestamp};
 use std::fmt;

@@ -1,5 +1,5 @@
-//! The wire form of an event (docs/protocol.md §6): one envelope, rendered once per node and shared by
-//! every subscriber on it.
+//! The wire form of an event (docs/protocol.md §6): one envelope, rendered once per node and shared
+//! by every subscriber on it.
 
 use crate::domain::{
     EventIds, EventType, Id, LogPosition, LoggedEvent, Presence, Team, Teammate, Timestamp, User,

@@ -1,4 +1,5 @@
-//! Topics a client can subscribe to (docs/protocol.md §5), and which topics an event is published on.
+//! Topics a client can subscribe to (docs/protocol.md §5), and which topics an event is published
+//! on.
 
 use super::RenderedEvent;
 use crate::domain::{EventType, Id, Role};

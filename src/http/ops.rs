@@ -56,7 +56,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// This node's metrics in the Prometheus text format (docs/operations.md, "Metrics reference", lists them).
+/// This node's metrics in the Prometheus text format (docs/operations.md, "Metrics reference",
+/// lists them).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text", content_type = "text/plain", body = String)))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -1,4 +1,5 @@
-//! The agent WebSocket (`GET /ws` and `GET /`): the Tiledesk realtime protocol (docs/protocol.md §4).
+//! The agent WebSocket (`GET /ws` and `GET /`): the Tiledesk realtime protocol (docs/protocol.md
+//! §4).
 //!
 //! The handshake authenticates, resolves which teammates the socket counts for, applies the
 //! per-user limit, and sizes the WebSocket buffers for presence traffic; [`session`] runs it.

@@ -1,5 +1,5 @@
-//! Topic subscriptions on an agent socket (docs/protocol.md §5): authorize, acknowledge, snapshot or
-//! replay, then live `UPDATE` frames from the node's hub.
+//! Topic subscriptions on an agent socket (docs/protocol.md §5): authorize, acknowledge, snapshot
+//! or replay, then live `UPDATE` frames from the node's hub.
 
 use super::frames::{self, frame_error, FrameError};
 use super::rate::RateLimiter;

@@ -1,4 +1,5 @@
-//! The Teamwork-Desk-compatible user update, `PATCH /desk/api/v2/users/{id}.json` (docs/rest.md, "Teamwork Desk user update").
+//! The Teamwork-Desk-compatible user update, `PATCH /desk/api/v2/users/{id}.json` (docs/rest.md,
+//! "Teamwork Desk user update").
 //!
 //! `{id}` is the user id (a UUID here; Desk's are integers). The caller is an `admin` API key;
 //! the user must be a teammate of the key's project (404 otherwise, so a key learns nothing of

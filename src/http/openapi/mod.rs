@@ -1,4 +1,5 @@
-//! The OpenAPI 3.1 document of every HTTP route (docs/protocol.md covers what it cannot: the socket, events, webhooks), generated from the code.
+//! The OpenAPI 3.1 document of every HTTP route (docs/protocol.md covers what it cannot: the
+//! socket, events, webhooks), generated from the code.
 //!
 //! Each handler carries its own `#[utoipa::path]` (path, parameters, body, success answers), and
 //! each router module lists its handlers in an `ApiDoc` next to its route table. This module

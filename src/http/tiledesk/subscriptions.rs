@@ -1,5 +1,5 @@
-//! `/v3/{pid}/subscriptions`: webhook subscriptions and their delivery history (docs/protocol.md §8).
-//! The secret is shown once, when the subscription is created (in the body and in
+//! `/v3/{pid}/subscriptions`: webhook subscriptions and their delivery history (docs/protocol.md
+//! §8). The secret is shown once, when the subscription is created (in the body and in
 //! `x-hook-secret`); it is never sent with deliveries, which are signed with it instead.
 
 use crate::domain::Role;

@@ -1,6 +1,6 @@
 //! The in-memory event log and webhook schedule: a bounded ring of events, per-teammate `seq`
-//! counters, one consumer-group cursor, and the delivery queue, all in partition 0 (the only one). One node only, so there is no
-//! crash recovery: what is in memory dies with the process.
+//! counters, one consumer-group cursor, and the delivery queue, all in partition 0 (the only one).
+//! One node only, so there is no crash recovery: what is in memory dies with the process.
 
 use crate::domain::{
     Delivery, EventType, Id, LogPosition, LoggedEvent, Presence, PresenceKey, Teammate, Timestamp,
