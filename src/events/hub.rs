@@ -75,7 +75,7 @@ impl Hub {
             let Some(registrations) = self.topics.get(&topic) else {
                 continue;
             };
-            let frame = Utf8Bytes::from(update_frame(&topic, &event));
+            let frame = Utf8Bytes::from(super::publish::update(&topic, &event));
             for r in registrations.iter() {
                 if r.types
                     .as_ref()
@@ -136,16 +136,6 @@ impl Hub {
     pub fn registrations(&self) -> usize {
         self.topics.iter().map(|e| e.value().len()).sum()
     }
-}
-
-/// `{"action":"publish","payload":{"topic":T,"method":"UPDATE","message":…,"event":…}}`, built
-/// from the event's JSON, which was serialized once.
-pub fn update_frame(topic: &Topic, event: &RenderedEvent) -> String {
-    let topic = serde_json::to_string(&topic.to_string()).unwrap_or_default();
-    format!(
-        r#"{{"action":"publish","payload":{{"topic":{topic},"method":"UPDATE","message":{},"event":{}}}}}"#,
-        event.payload, event.envelope
-    )
 }
 
 /// One client's subscriptions: a bounded queue fed by the hub. Dropping it unregisters

@@ -6,11 +6,12 @@
 //! ```
 
 mod hub;
+pub mod publish;
 mod render;
 mod revocation;
 mod topic;
 
-pub use hub::{update_frame, Hub, Listener, Published, LISTENER_QUEUE};
+pub use hub::{Hub, Listener, Published, LISTENER_QUEUE};
 pub use render::{render, RenderedEvent};
 pub use revocation::{KeyWatch, Revocations, KEY_CHECK_INTERVAL};
 pub use topic::{Topic, TopicKind};

@@ -6,6 +6,7 @@ use crate::domain::{
 };
 use crate::views::{PresenceView, TeammateView};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// An event ready to send: ids for routing, and the JSON it travels as.
@@ -22,9 +23,9 @@ pub struct RenderedEvent {
     pub teams: Vec<Id>,
     pub at: Timestamp,
     /// The teammate JSON after the change (the envelope's `payload`, a frame's `message`).
-    pub payload: String,
+    pub payload: Box<RawValue>,
     /// The whole envelope.
-    pub envelope: String,
+    pub envelope: Box<RawValue>,
 }
 
 #[derive(Serialize)]
@@ -83,9 +84,16 @@ pub fn render(
         user_id: teammate.user_id,
         teams,
         at: event.at,
-        envelope: serde_json::to_string(&envelope).unwrap_or_default(),
-        payload: serde_json::to_string(&payload).unwrap_or_default(),
+        envelope: raw(&envelope),
+        payload: raw(&payload),
     }
+}
+
+/// JSON serialized once, to be shared as it is (serializing a view cannot fail: an empty object
+/// stands in if it ever did).
+fn raw<T: Serialize>(value: &T) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value)
+        .unwrap_or_else(|_| RawValue::from_string("{}".into()).expect("{} is JSON"))
 }
 
 /// The teams an event concerns (see [`RenderedEvent::teams`]).
@@ -184,7 +192,7 @@ mod tests {
         after.updated_at = Timestamp::from_millis(before.updated_at.as_millis() + 10);
         let event = logged(EventType::AvailabilityUpdate, Some(before.clone()), after);
         let rendered = render(&EventIds::new(9), &event, None, None);
-        let envelope: Value = serde_json::from_str(&rendered.envelope).unwrap();
+        let envelope: Value = serde_json::from_str(rendered.envelope.get()).unwrap();
         assert_eq!(envelope["type"], "availability.update");
         assert_eq!(envelope["seq"], 3);
         assert_eq!(envelope["payload"]["user_available"], false);
@@ -210,7 +218,7 @@ mod tests {
         event.presence.status = PresenceStatus::Online;
         event.presence_before = Some(Presence::never_connected(t.created_at));
         let rendered = render(&EventIds::new(1), &event, None, None);
-        let envelope: Value = serde_json::from_str(&rendered.envelope).unwrap();
+        let envelope: Value = serde_json::from_str(rendered.envelope.get()).unwrap();
         assert_eq!(envelope["payload"]["presence"]["status"], "online");
         assert_eq!(envelope["previous"]["presence"]["status"], "offline");
         assert_eq!(envelope["previous"].as_object().unwrap().len(), 1);

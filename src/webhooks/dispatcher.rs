@@ -443,7 +443,10 @@ fn new_delivery(event: &RenderedEvent, s: &Subscription) -> Delivery {
         "event": s.event.as_str(),
         "target": s.target,
     });
-    let envelope = event.envelope.trim_end();
+    // `hook` goes in as the envelope's last field, spliced before its closing brace: a raw
+    // envelope cannot be flattened into a struct, and parsing it again for every delivery
+    // would cost a full parse where this costs a copy.
+    let envelope = event.envelope.get().trim_end();
     let body = match envelope.strip_suffix('}') {
         Some(open) => format!("{open},\"hook\":{hook}}}"),
         None => envelope.to_string(),

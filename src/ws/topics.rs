@@ -6,7 +6,7 @@ use super::rate::RateLimiter;
 use crate::domain::{ApiKey, Id, LogPosition};
 use crate::error::Error;
 use crate::events::{
-    update_frame, KeyWatch, Listener, Published, RenderedEvent, Resume, Topic, TopicKind,
+    publish, KeyWatch, Listener, Published, RenderedEvent, Resume, Topic, TopicKind,
 };
 use crate::service::{Access, Principal};
 use crate::state::AppState;
@@ -183,7 +183,7 @@ async fn try_subscribe(
     match start(state, &access, &topic, since).await {
         Ok(Start::Replay { missed, up_to }) => {
             subs.replayed.insert(topic, up_to);
-            out.extend(missed.iter().map(|e| update_frame(&topic, e)));
+            out.extend(missed.iter().map(|e| publish::update(&topic, e)));
         }
         Ok(Start::Snapshot(frames)) => out.extend(frames),
         Err(e) => {

@@ -189,7 +189,7 @@ fn sse_event(e: &RenderedEvent) -> Event {
     Event::default()
         .id(e.id.to_string())
         .event(e.event_type.as_str())
-        .data(e.envelope.as_str())
+        .data(e.envelope.get())
 }
 
 /// One SSE client's events: the replay first, then live events (minus those the replay sent),

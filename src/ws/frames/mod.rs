@@ -1,7 +1,9 @@
 //! The Tiledesk realtime protocol's frames: what a client may send and what the server sends.
 
 use crate::error::Error;
+use crate::events::publish;
 use serde::Deserialize;
+use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
 /// A frame from the client, after parsing and validation.
@@ -135,52 +137,30 @@ pub const MAX_SNAPSHOT_FRAME_BYTES: usize = 256 * 1024;
 /// a client merges them. A snapshot that fits one frame carries neither field.
 pub fn snapshot(topic: &str, message: Value, resync: bool) -> Vec<String> {
     let Value::Array(items) = message else {
-        return vec![snapshot_frame(topic, &message.to_string(), resync, None)];
+        return vec![publish::create(topic, &message, resync, None)];
     };
-    let mut parts: Vec<String> = Vec::new();
-    let mut part = String::from("[");
-    for item in items {
-        let item = item.to_string();
-        if part.len() > 1 && part.len() + item.len() + 1 > MAX_SNAPSHOT_FRAME_BYTES {
-            part.push(']');
-            parts.push(std::mem::replace(&mut part, String::from("[")));
+    // Each teammate serialized once; parts are cut by the sizes of what they hold.
+    let items: Vec<Box<RawValue>> = items.iter().filter_map(|i| to_raw_value(i).ok()).collect();
+    let mut parts: Vec<&[Box<RawValue>]> = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let size = item.get().len() + 1;
+        if i > start && bytes + size > MAX_SNAPSHOT_FRAME_BYTES {
+            parts.push(&items[start..i]);
+            (start, bytes) = (i, 0);
         }
-        if part.len() > 1 {
-            part.push(',');
-        }
-        part.push_str(&item);
+        bytes += size;
     }
-    part.push(']');
-    parts.push(part);
+    parts.push(&items[start..]);
     let count = parts.len();
     parts
         .iter()
         .enumerate()
         .map(|(i, part)| {
             let numbered = (count > 1).then_some((i + 1, count));
-            snapshot_frame(topic, part, resync, numbered)
+            publish::create(topic, part, resync, numbered)
         })
         .collect()
-}
-
-/// One `CREATE` frame around an already serialized message.
-fn snapshot_frame(
-    topic: &str,
-    message: &str,
-    resync: bool,
-    part: Option<(usize, usize)>,
-) -> String {
-    let topic = Value::from(topic);
-    let mut extra = String::new();
-    if resync {
-        extra.push_str(r#","resync":true"#);
-    }
-    if let Some((part, parts)) = part {
-        extra.push_str(&format!(r#","part":{part},"parts":{parts}"#));
-    }
-    format!(
-        r#"{{"action":"publish","payload":{{"topic":{topic},"method":"CREATE","message":{message}{extra}}}}}"#
-    )
 }
 
 pub fn availability(project_id: &str, user_available: bool, profile_status: &str) -> String {
