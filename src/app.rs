@@ -13,20 +13,23 @@ use crate::store::{MemoryStore, RedisStore, Store, StoreError};
 use crate::webhooks::{Dispatcher, WebhookSubscriptions};
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
 
-/// How long shutdown waits for agent sockets to close and hand over their connections.
-const SOCKET_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for agent sockets and streams to close and hand over their
+/// connections (and for the background tasks to return).
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
-    stop: watch::Sender<bool>,
+    /// The node's one stop signal: every task and session ends when it is cancelled.
+    stop: CancellationToken,
     dispatcher: Dispatcher,
 }
 
@@ -92,13 +95,14 @@ impl App {
         }
         let dispatcher = Dispatcher::new(
             store.clone(),
+            store.clone(),
             events.clone(),
             config.webhook.clone(),
             config.node_id.clone(),
             config.node_ttl,
         )?;
         let webhooks = WebhookSubscriptions::new(store.clone(), config.webhook.allow_private);
-        let (stop, _) = watch::channel(false);
+        let stop = CancellationToken::new();
         let state = AppState::new(Shared {
             config,
             store,
@@ -110,6 +114,7 @@ impl App {
             webhooks,
             metrics: crate::telemetry::metrics_handle(),
             heartbeats,
+            tasks: TaskTracker::new(),
         });
         let router = http::router(state.clone());
         Ok(App {
@@ -151,52 +156,56 @@ impl App {
             node = %state.config.node_id,
             "presence-gateway listening"
         );
-        let maintenance = tokio::spawn(presence::run_maintenance(
+        // Every background task, and every socket and stream (through its listener session),
+        // is in one tracker: stopping cancels `stop`, then awaits the tracker.
+        let tasks = &state.tasks;
+        tasks.spawn(presence::run_maintenance(
             state.tracker.clone(),
             MaintenanceTimings::new(state.config.node_ttl),
-            stop.subscribe(),
+            stop.clone(),
         ));
-        let tailer = tokio::spawn(state.events.clone().run_tailers(stop.subscribe()));
-        let heartbeats = tokio::spawn(state.heartbeats.clone().run(stop.subscribe()));
-        let key_checks = tokio::spawn(
+        tasks.spawn(state.events.clone().run_tailers(stop.clone()));
+        tasks.spawn(state.heartbeats.clone().run(stop.clone()));
+        tasks.spawn(
             state
                 .events
                 .revocations()
                 .clone()
-                .run_key_checks(state.store.clone(), stop.subscribe()),
+                .run_key_checks(state.store.clone(), stop.clone()),
         );
-        let upkeep = tokio::spawn(crate::telemetry::run_metrics_upkeep(
+        tasks.spawn(crate::telemetry::run_metrics_upkeep(
             state.metrics.clone(),
-            stop.subscribe(),
+            stop.clone(),
         ));
-        let webhooks = tokio::spawn(dispatcher.run(stop.subscribe()));
+        tasks.spawn(dispatcher.run(stop.clone()));
         // Trailing slashes are trimmed before routing: Tiledesk clients call both
         // `PUT /v3/{pid}/project_users/` and `/v3/{pid}/project_users`.
         let service = NormalizePathLayer::trim_trailing_slash().layer(router);
-        let stop_sockets = stop.clone();
+        let stopping = stop.clone();
         crate::server::serve(
             listener,
             service,
             state.config.http_header_timeout,
             async move {
-                shutdown.await;
-                let _ = stop_sockets.send(true);
+                tokio::select! {
+                    _ = shutdown => stopping.cancel(),
+                    _ = stopping.cancelled() => {}
+                }
             },
         )
         .await;
-        let _ = stop.send(true);
-        let _ = maintenance.await;
-        let _ = tailer.await;
-        let _ = webhooks.await;
-        let _ = upkeep.await;
-        let _ = heartbeats.await;
-        let _ = key_checks.await;
-
-        let tracker = &state.tracker;
-        let started = Instant::now();
-        while tracker.sockets() > 0 && started.elapsed() < SOCKET_DRAIN_TIMEOUT {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        stop.cancel();
+        tasks.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = tasks.len(),
+                "stopping without waiting longer for sockets, streams and tasks"
+            );
         }
+        let tracker = &state.tracker;
         tracker.flush().await;
         // Leaves pending grace periods in the store for the other nodes to settle.
         if let Err(e) = state.store.reap_node(tracker.node_id(), false).await {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 
 /// Channels beating in turn, each once per interval.
 pub const PHASES: usize = 8;
@@ -120,22 +121,23 @@ impl HeartbeatClock {
         }
     }
 
-    /// Beats until `stop` turns true (or its sender is dropped), then tells every socket that
-    /// the node is stopping.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Beats until `stop` is cancelled, then tells every socket and stream that the node is
+    /// stopping: the clock is how the node's stop reaches them (a channel they already wait on,
+    /// where a `cancelled()` future of their own would enlarge every idle socket's task).
+    pub async fn run(self, stop: CancellationToken) {
         let phases = &self.inner.phases;
         let step = self.inner.every / PHASES as u32;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + step, step);
         // A late tick is not made up for: sockets would get two beats at once.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut phase = 0;
-        while !*stop.borrow_and_update() {
+        while !stop.is_cancelled() {
             tokio::select! {
                 _ = ticks.tick() => {
                     phases[phase].send_modify(|s| s.beats = s.beats.wrapping_add(1));
                     phase = (phase + 1) % PHASES;
                 }
-                changed = stop.changed() => if changed.is_err() { break },
+                _ = stop.cancelled() => break,
             }
         }
         for sender in phases {
@@ -151,8 +153,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn every_socket_beats_once_per_interval_then_learns_the_node_stops() {
         let clock = HeartbeatClock::new(Duration::from_millis(800));
-        let (stop, stopped) = watch::channel(false);
-        let running = tokio::spawn(clock.clone().run(stopped));
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(clock.clone().run(stop.clone()));
         let mut sockets: Vec<Heartbeat> = (0..PHASES * 2).map(|_| clock.subscribe()).collect();
         let started = tokio::time::Instant::now();
         for socket in &mut sockets {
@@ -167,7 +169,7 @@ mod tests {
         let second_round = started.elapsed();
         assert!(second_round - first_round <= Duration::from_millis(800));
         assert!(second_round >= Duration::from_millis(800));
-        stop.send_replace(true);
+        stop.cancel();
         running.await.unwrap();
         for socket in &mut sockets {
             assert_eq!(socket.next().await, Beat::Stopping);
@@ -179,8 +181,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_revocation_wakes_every_socket_and_no_beat_is_lost() {
         let clock = HeartbeatClock::new(Duration::from_millis(800));
-        let (_stop, stopped) = watch::channel(false);
-        let _running = tokio::spawn(clock.clone().run(stopped));
+        let stop = CancellationToken::new();
+        let _running = tokio::spawn(clock.clone().run(stop.clone()));
         let mut sockets: Vec<Heartbeat> = (0..PHASES).map(|_| clock.subscribe()).collect();
         clock.revoked();
         for socket in &mut sockets {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod heartbeat;
 pub mod http;
+pub mod listener_session;
 pub mod net;
 pub mod presence;
 pub mod server;

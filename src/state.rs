@@ -15,6 +15,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::Value;
 use std::ops::Deref;
 use std::sync::Arc;
+use tokio_util::task::TaskTracker;
 
 /// What every handler and agent socket can reach. One pointer: every socket holds a clone.
 #[derive(Clone)]
@@ -34,6 +35,9 @@ pub struct Shared {
     /// Beats every agent socket's heartbeat; tells sockets and SSE streams when access is
     /// revoked and when the node shuts down (sockets close with 1012).
     pub heartbeats: HeartbeatClock,
+    /// The node's background tasks, and a token of every socket and stream: a stopping node
+    /// awaits them all.
+    pub tasks: TaskTracker,
 }
 
 impl AppState {

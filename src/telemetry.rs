@@ -3,7 +3,7 @@
 use crate::config::{Config, LogFormat};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// Installs the global tracing subscriber. Call once, from `main`; tests leave it out.
 pub fn init_logging(config: &Config) {
@@ -46,12 +46,12 @@ const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs
 /// every sample until a scrape or an upkeep drains it: without this, a node nobody scrapes
 /// grows with every request and every Redis call (about 100 bytes per socket opened, in the
 /// idle-socket heap profile).
-pub async fn run_metrics_upkeep(handle: PrometheusHandle, mut stop: watch::Receiver<bool>) {
+pub async fn run_metrics_upkeep(handle: PrometheusHandle, stop: CancellationToken) {
     let mut every = tokio::time::interval(METRICS_UPKEEP_EVERY);
     loop {
         tokio::select! {
             _ = every.tick() => handle.run_upkeep(),
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

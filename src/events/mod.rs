@@ -22,7 +22,8 @@ use crate::heartbeat::HeartbeatClock;
 use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, OnceCell};
+use tokio::sync::OnceCell;
+use tokio_util::sync::CancellationToken;
 
 /// Events read from the log per round trip.
 const BATCH: usize = 512;
@@ -185,7 +186,7 @@ impl Events {
 
     /// Tails every partition's log from its current end and publishes every event to this node's
     /// hub, until `shutdown`: one task per partition, each blocking on a connection of its own.
-    pub async fn run_tailers(self, shutdown: watch::Receiver<bool>) {
+    pub async fn run_tailers(self, shutdown: CancellationToken) {
         let tailers: Vec<_> = self
             .store
             .partitions()
@@ -197,7 +198,7 @@ impl Events {
 
     /// Tails one partition's log. Store failures are retried with a short back-off; the tail
     /// resumes where it stopped.
-    async fn run_tailer(self, partition: Partition, mut shutdown: watch::Receiver<bool>) {
+    async fn run_tailer(self, partition: Partition, shutdown: CancellationToken) {
         let mut after = loop {
             if let Some(from) = self.tail_from.get() {
                 break from[usize::from(partition)];
@@ -208,7 +209,7 @@ impl Events {
                     tracing::warn!(partition, error = %e, "event tailer cannot start yet");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                        _ = shutdown.changed() => return,
+                        _ = shutdown.cancelled() => return,
                     }
                 }
             }
@@ -216,7 +217,7 @@ impl Events {
         loop {
             let read = tokio::select! {
                 read = self.store.read_events(after, BATCH, TAIL_WAIT) => read,
-                _ = shutdown.changed() => return,
+                _ = shutdown.cancelled() => return,
             };
             let outcome = match read {
                 Ok(batch) if batch.is_empty() => Ok(()),
@@ -248,7 +249,7 @@ impl Events {
                 tracing::warn!(partition, error = %e, "event tailer: cannot read the log; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.cancelled() => return,
                 }
             }
         }

@@ -16,13 +16,13 @@
 use super::Hub;
 use crate::domain::{ApiKey, Id};
 use crate::heartbeat::HeartbeatClock;
-use crate::store::Store;
+use crate::store::AccountStore;
 use dashmap::DashMap;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 /// How often a node checks that the API keys of its sockets and streams still exist.
 pub const KEY_CHECK_INTERVAL: Duration = Duration::from_millis(250);
@@ -150,16 +150,13 @@ impl Revocations {
 
     /// Revokes, every [`KEY_CHECK_INTERVAL`], the watched keys that no longer exist, until
     /// `stop`. A store that cannot answer is no verdict: only a key that is gone is revoked.
-    pub async fn run_key_checks(self, store: Arc<dyn Store>, mut stop: watch::Receiver<bool>) {
+    pub async fn run_key_checks(self, store: Arc<dyn AccountStore>, stop: CancellationToken) {
         let mut ticks = tokio::time::interval(KEY_CHECK_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        while !*stop.borrow_and_update() {
+        while !stop.is_cancelled() {
             tokio::select! {
                 _ = ticks.tick() => {}
-                changed = stop.changed() => match changed {
-                    Ok(()) => continue,
-                    Err(_) => return,
-                },
+                _ = stop.cancelled() => return,
             }
             let watched: Vec<(Id, Id, String)> = self
                 .inner

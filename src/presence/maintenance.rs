@@ -11,8 +11,8 @@
 use super::Tracker;
 use crate::domain::{SettleOutcome, Transition};
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 use tokio::time::{interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Copy, Debug)]
 pub struct MaintenanceTimings {
@@ -91,7 +91,7 @@ async fn settle_due(tracker: &Tracker) {
 pub async fn run_maintenance(
     tracker: Tracker,
     timings: MaintenanceTimings,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let mut flush = interval(timings.flush_every);
     let mut lease = interval(timings.lease_every());
@@ -114,7 +114,7 @@ pub async fn run_maintenance(
                 }
                 settle_due(&tracker).await;
             }
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -12,7 +12,7 @@
 use crate::domain::{
     Edge, Id, PresenceKey, PresenceWrite, SettleOutcome, Transition, WriteOutcome,
 };
-use crate::store::Store;
+use crate::store::PresenceStore;
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use futures::StreamExt;
@@ -60,7 +60,7 @@ impl LocalCount {
 
 struct Inner {
     node_id: String,
-    store: Arc<dyn Store>,
+    store: Arc<dyn PresenceStore>,
     grace: Duration,
     limits: ConnectionLimits,
     counts: DashMap<PresenceKey, LocalCount>,
@@ -160,7 +160,7 @@ impl Registration {
 impl Tracker {
     pub fn new(
         node_id: String,
-        store: Arc<dyn Store>,
+        store: Arc<dyn PresenceStore>,
         grace: Duration,
         limits: ConnectionLimits,
     ) -> Self {
@@ -190,7 +190,7 @@ impl Tracker {
         &self.inner.node_id
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn PresenceStore> {
         &self.inner.store
     }
 

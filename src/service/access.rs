@@ -2,7 +2,7 @@
 
 use crate::domain::{ApiKey, Id, Project, Role, Teammate, User};
 use crate::error::{Error, Result};
-use crate::store::Store;
+use crate::store::ProjectStore;
 
 /// An authenticated caller: a signed-in user or a project API key.
 #[derive(Clone, Debug)]
@@ -43,7 +43,11 @@ impl Access {
     ///
     /// 404 if the project does not exist; 403 if the caller is not an active member (a
     /// disabled, trashed or removed teammate, or an API key of another project).
-    pub async fn resolve(store: &dyn Store, principal: Principal, project_id: Id) -> Result<Self> {
+    pub async fn resolve(
+        store: &dyn ProjectStore,
+        principal: Principal,
+        project_id: Id,
+    ) -> Result<Self> {
         let project = store
             .get_project(project_id)
             .await?

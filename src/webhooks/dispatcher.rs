@@ -26,14 +26,15 @@ use crate::domain::{
     Timestamp,
 };
 use crate::events::{Events, RenderedEvent};
-use crate::store::{Store, StoreResult};
+use crate::store::{EventLog, StoreResult, WebhookStore};
 use dashmap::DashMap;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 /// Events taken from the log per round trip.
 const BATCH: usize = 256;
@@ -51,7 +52,10 @@ const CLAIM_EVERY: Duration = Duration::from_secs(1);
 pub struct Dispatcher(Arc<Inner>);
 
 struct Inner {
-    store: Arc<dyn Store>,
+    /// Read through the webhooks' consumer group.
+    log: Arc<dyn EventLog>,
+    /// Subscriptions and the delivery schedule.
+    webhooks: Arc<dyn WebhookStore>,
     events: Events,
     config: WebhookConfig,
     node_id: String,
@@ -72,7 +76,8 @@ struct TargetSlots {
 
 impl Dispatcher {
     pub fn new(
-        store: Arc<dyn Store>,
+        log: Arc<dyn EventLog>,
+        webhooks: Arc<dyn WebhookStore>,
         events: Events,
         config: WebhookConfig,
         node_id: String,
@@ -87,7 +92,8 @@ impl Dispatcher {
             .pool_max_idle_per_host(PER_TARGET)
             .build()?;
         Ok(Dispatcher(Arc::new(Inner {
-            store,
+            log,
+            webhooks,
             events,
             config,
             node_id,
@@ -106,10 +112,10 @@ impl Dispatcher {
     }
 
     /// Consumes every partition's log (one task each) and works the schedule until `shutdown`.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, shutdown: CancellationToken) {
         let consumers: Vec<_> = self
             .0
-            .store
+            .log
             .partitions()
             .all()
             .map(|partition| tokio::spawn(self.clone().consume(partition, shutdown.clone())))
@@ -118,13 +124,13 @@ impl Dispatcher {
         let _ = tokio::join!(futures::future::join_all(consumers), schedule);
     }
 
-    async fn consume(self, partition: Partition, mut shutdown: watch::Receiver<bool>) {
+    async fn consume(self, partition: Partition, shutdown: CancellationToken) {
         let mut last_claim = Instant::now();
         loop {
             let claimed = if last_claim.elapsed() >= CLAIM_EVERY {
                 last_claim = Instant::now();
                 self.0
-                    .store
+                    .log
                     .claim_stale_events(partition, &self.0.node_id, self.0.orphan_after, BATCH)
                     .await
             } else {
@@ -133,8 +139,8 @@ impl Dispatcher {
             let batch = match claimed {
                 Ok(events) if !events.is_empty() => Ok(events),
                 Ok(_) => tokio::select! {
-                    read = self.0.store.consume_events(partition, &self.0.node_id, BATCH, Duration::from_millis(500)) => read,
-                    _ = shutdown.changed() => return,
+                    read = self.0.log.consume_events(partition, &self.0.node_id, BATCH, Duration::from_millis(500)) => read,
+                    _ = shutdown.cancelled() => return,
                 },
                 Err(e) => Err(e),
             };
@@ -147,10 +153,10 @@ impl Dispatcher {
                 tracing::warn!(partition, error = %e, "webhooks: cannot take events from the log; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = shutdown.changed() => return,
+                    _ = shutdown.cancelled() => return,
                 }
             }
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 return;
             }
         }
@@ -166,7 +172,7 @@ impl Dispatcher {
             let project_subscriptions = match subscriptions.entry(event.project_id) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(slot) => {
-                    slot.insert(self.0.store.list_subscriptions(event.project_id).await?)
+                    slot.insert(self.0.webhooks.list_subscriptions(event.project_id).await?)
                 }
             };
             for s in project_subscriptions.iter() {
@@ -186,7 +192,7 @@ impl Dispatcher {
             later(first_delay)
         };
         self.0
-            .store
+            .webhooks
             .enqueue_deliveries(&deliveries, due, &positions)
             .await?;
         metrics::counter!("webhook_deliveries_created_total").increment(deliveries.len() as u64);
@@ -199,13 +205,13 @@ impl Dispatcher {
     }
 
     /// Leases due deliveries (retries, and those whose node died) and attempts them.
-    async fn work_schedule(self, mut shutdown: watch::Receiver<bool>) {
+    async fn work_schedule(self, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(LEASE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.cancelled() => return,
             }
             let available = self.0.per_node.available_permits().min(BATCH);
             if available == 0 {
@@ -214,7 +220,7 @@ impl Dispatcher {
             let lease = later(self.lease());
             match self
                 .0
-                .store
+                .webhooks
                 .lease_due_deliveries(Timestamp::now(), lease, available)
                 .await
             {
@@ -292,7 +298,7 @@ impl Dispatcher {
             let held = Timestamp::from_millis(held);
             if self
                 .0
-                .store
+                .webhooks
                 .renew_delivery_lease(delivery.project_id, id, held, lease)
                 .await?
             {
@@ -308,7 +314,7 @@ impl Dispatcher {
     /// exhausted), cancelled (subscription removed or disabled), or pending the next attempt.
     /// Nothing is sent, and nothing saved, under a lease this node no longer holds.
     async fn attempt(&self, mut delivery: Delivery) -> StoreResult<()> {
-        let store = &self.0.store;
+        let store = &self.0.webhooks;
         let Some(lease) = self.take_for_attempt(&delivery).await? else {
             return Ok(());
         };

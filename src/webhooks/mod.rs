@@ -12,7 +12,7 @@ use crate::domain::{EventFilter, Id, Subscription, Timestamp};
 use crate::domain::{EventType, Role};
 use crate::error::{Error, Result};
 use crate::service::{Access, Principal};
-use crate::store::Store;
+use crate::store::WebhookStore;
 use std::sync::Arc;
 
 /// What a `POST` or `PUT` of a subscription may carry.
@@ -26,12 +26,12 @@ pub struct SubscriptionPatch {
 /// Subscription rules shared by every API family.
 #[derive(Clone)]
 pub struct WebhookSubscriptions {
-    store: Arc<dyn Store>,
+    store: Arc<dyn WebhookStore>,
     allow_private: bool,
 }
 
 impl WebhookSubscriptions {
-    pub fn new(store: Arc<dyn Store>, allow_private: bool) -> Self {
+    pub fn new(store: Arc<dyn WebhookStore>, allow_private: bool) -> Self {
         WebhookSubscriptions {
             store,
             allow_private,

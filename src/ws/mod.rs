@@ -13,7 +13,8 @@ pub mod upgrade;
 
 use crate::domain::{Id, PresenceKey};
 use crate::error::Error;
-use crate::presence::{Held, TooManyConnections};
+use crate::listener_session::Opening;
+use crate::presence::Held;
 use crate::service::{Access, Principal};
 use crate::state::AppState;
 use axum::extract::{FromRequestParts, RawQuery, Request, State};
@@ -22,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use session::SessionSetup;
-use topics::KeyCaller;
 use upgrade::Upgrade;
 
 /// Messages (and frames) over this close the socket with 1009 (docs/protocol.md §9).
@@ -102,58 +102,37 @@ async fn agent_socket(State(state): State<AppState>, request: Request) -> Respon
 }
 
 async fn handshake(state: AppState, mut request: Request) -> Result<Response, Error> {
-    // Before any access is checked: a revocation from here on reaches the socket.
-    let revocations_from = state.events.revocations().mark();
     let upgrade = Upgrade::from_request(&mut request);
     let (mut parts, _body) = request.into_parts();
     let RawQuery(query) = RawQuery::from_request_parts(&mut parts, &state)
         .await
         .unwrap_or(RawQuery(None));
     let options = Options::parse(query.as_deref())?;
-    let principal = match (&options.token, parts.headers.get(header::AUTHORIZATION)) {
-        (Some(token), _) => state.accounts.token(token).await?,
-        (None, Some(value)) => {
-            let value = value
-                .to_str()
-                .map_err(|_| Error::Unauthorized("malformed Authorization header"))?;
-            state.accounts.authenticate(value).await?
-        }
-        (None, None) => return Err(Error::Unauthorized("missing credentials")),
-    };
-    let keys = counted_keys(&state, &principal, &options).await?;
-    let user_id = principal.user().map(|u| u.id);
-    let admitted = state.tracker.admit(principal.actor_id(), Held::Socket);
-    if admitted.as_ref().err() == Some(&TooManyConnections::Principal) {
-        return Err(Error::TooManyRequests {
-            msg: "too many live sockets for this user or API key on this node".into(),
-            retry_after: std::time::Duration::from_secs(1),
-        });
+    let opening = Opening::authenticate(
+        &state,
+        options.token.as_deref(),
+        parts.headers.get(header::AUTHORIZATION),
+    )
+    .await?;
+    let keys = counted_keys(&state, &opening.principal, &options).await?;
+    let admitted = opening.admit(&state, Held::Socket);
+    if let Err(e @ Error::TooManyRequests { .. }) = admitted {
+        return Err(e);
     }
     let Some(upgrade) = upgrade else {
         return Ok(Upgrade::required());
     };
-    let Ok(slot) = admitted else {
+    let Ok(listener) = admitted else {
         // The node is full: a WebSocket client sees a close code (1013, try again later) where
         // an HTTP status might be lost in its reconnect logic.
-        metrics::counter!("agent_sockets_refused_total", "limit" => "node").increment(1);
         return Ok(upgrade.accept(session::refuse_node_full));
-    };
-    let api_key = match principal {
-        Principal::ApiKey(key) => Some(Box::new(KeyCaller {
-            watch: state.events.revocations().watch_key(&key),
-            key,
-        })),
-        Principal::User(_) => None,
     };
     // Boxed until the session starts: the upgrade task holds it meanwhile.
     let setup = Box::new(SessionSetup {
-        user_id,
-        api_key,
+        listener,
         project_id: options.project_id,
         channel: options.channel,
         keys,
-        slot,
-        revocations_from,
     });
     Ok(upgrade.accept(move |socket| session::run(socket, state, *setup)))
 }

@@ -9,11 +9,12 @@
 use super::answers::answer;
 use super::frames::{self, FrameError};
 use super::rate::{RateLimiter, Verdict};
-use super::topics::{self, KeyCaller, SocketCaller, SocketTopics};
+use super::topics::{self, SocketTopics};
 use super::upgrade::{self, Socket};
 use crate::domain::{Id, PresenceKey};
 use crate::heartbeat::{Beat, Heartbeat};
-use crate::presence::{Registration, UserSlot};
+use crate::listener_session::ListenerSession;
+use crate::presence::Registration;
 use crate::state::AppState;
 use futures::{SinkExt, StreamExt};
 use std::future::Future;
@@ -48,17 +49,13 @@ pub mod close_code {
 
 /// Who is on the socket and what it counts for, as the handshake found it.
 pub struct SessionSetup {
-    pub user_id: Option<Id>,
-    /// The API key, for key sockets (boxed: user sockets, the many, pay one pointer).
-    pub api_key: Option<Box<KeyCaller>>,
+    /// Who is on the socket, its place in the limits, where it heeds revocations.
+    pub listener: ListenerSession,
     /// `project_id` of the handshake, if any.
     pub project_id: Option<Id>,
     pub channel: String,
     /// The teammates this socket counts for (empty for API keys and `presence=false`).
     pub keys: Vec<PresenceKey>,
-    pub slot: UserSlot,
-    /// Revocations recorded after this (taken before the handshake checked access) close it.
-    pub revocations_from: u64,
 }
 
 /// What an open socket holds between frames: everything an idle socket costs, besides the
@@ -66,13 +63,10 @@ pub struct SessionSetup {
 struct Session {
     socket: Socket,
     state: AppState,
-    caller: SocketCaller,
+    listener: ListenerSession,
     project_id: Option<Id>,
     registration: Option<Registration>,
-    /// The socket's place in the per-user and per-node limits, freed once it is uncounted.
-    slot: Option<UserSlot>,
     heartbeat: Heartbeat,
-    revocations_from: u64,
     last_heard: Instant,
     limiter: RateLimiter,
     subscriptions: Option<Box<SocketTopics>>,
@@ -90,13 +84,10 @@ pub fn run(
     setup: SessionSetup,
 ) -> impl Future<Output = ()> + Send {
     let SessionSetup {
-        user_id,
-        api_key,
+        listener,
         project_id,
         channel,
         keys,
-        slot,
-        revocations_from,
     } = setup;
     let now = Instant::now();
     let mut session = Session {
@@ -104,10 +95,8 @@ pub fn run(
         heartbeat: state.heartbeats.subscribe(),
         socket,
         state,
-        caller: SocketCaller { user_id, api_key },
+        listener,
         project_id,
-        slot: Some(slot),
-        revocations_from,
         last_heard: now,
         limiter: RateLimiter::new(now),
         subscriptions: None,
@@ -150,7 +139,7 @@ impl Session {
         if let Some(registration) = self.registration.take() {
             Box::pin(self.state.tracker.disconnect(registration)).await;
         }
-        self.slot = None;
+        self.listener.release_slot();
         match closing {
             Closing::Code(code, reason) => {
                 Box::pin(upgrade::close(&mut self.socket, code, reason)).await;
@@ -214,7 +203,7 @@ impl Session {
             Some(text) => {
                 answer(
                     &self.state,
-                    &self.caller,
+                    &self.listener.caller,
                     &mut self.subscriptions,
                     &mut self.limiter,
                     self.project_id,
@@ -232,26 +221,16 @@ impl Session {
     }
 
     /// Whether a revocation since the handshake concerns this socket: its user or key, in a
-    /// project it counts for, named at its handshake, watches a topic of, or (a key) belongs to.
+    /// project it counts for, named at its handshake, or watches a topic of.
     fn revoked(&self) -> bool {
-        let involves = |project_id: Id| {
+        self.listener.revoked(&self.state, |project_id| {
             self.project_id == Some(project_id)
                 || self
                     .registration
                     .as_ref()
                     .is_some_and(|r| r.counts_in(project_id))
                 || topics::in_project(&self.subscriptions, project_id)
-                || self
-                    .caller
-                    .api_key
-                    .as_ref()
-                    .is_some_and(|k| k.key.project_id == project_id)
-        };
-        self.state.events.revocations().concerns(
-            self.revocations_from,
-            self.caller.principal_id(),
-            involves,
-        )
+        })
     }
 
     /// Access revoked: the frames already queued go out (the event that revoked it is the last

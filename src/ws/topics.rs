@@ -3,58 +3,15 @@
 
 use super::frames::{self, frame_error, FrameError};
 use super::rate::RateLimiter;
-use crate::domain::{ApiKey, Id, LogPosition};
+use crate::domain::{Id, LogPosition};
 use crate::error::Error;
-use crate::events::{
-    publish, KeyWatch, Listener, Published, RenderedEvent, Resume, Topic, TopicKind,
-};
-use crate::service::{Access, Principal};
+use crate::events::{publish, Listener, Published, RenderedEvent, Resume, Topic, TopicKind};
+use crate::listener_session::Caller;
+use crate::service::Access;
 use crate::state::AppState;
 use serde_json::Value;
 use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
-
-/// Who is on the socket, kept small (an idle socket holds it): the user's id, or the API key.
-pub struct SocketCaller {
-    pub user_id: Option<Id>,
-    /// Boxed: user sockets, the many, pay one pointer.
-    pub api_key: Option<Box<KeyCaller>>,
-}
-
-/// An API key on a socket, checked by the node while the socket lives (a deleted key's sockets
-/// close within a second).
-pub struct KeyCaller {
-    pub key: ApiKey,
-    pub watch: KeyWatch,
-}
-
-impl SocketCaller {
-    /// The user's id, or the API key's.
-    pub fn principal_id(&self) -> Id {
-        match (&self.user_id, &self.api_key) {
-            (Some(user), _) => *user,
-            (None, Some(caller)) => caller.key.id,
-            (None, None) => Id::nil(),
-        }
-    }
-
-    /// The caller as it is now: a deleted user or key can no longer subscribe.
-    async fn principal(&self, state: &AppState) -> Result<Principal, Error> {
-        if let Some(id) = self.user_id {
-            let user = state.store.get_user(id).await?;
-            return user
-                .map(Principal::User)
-                .ok_or(Error::Unauthorized("the user no longer exists"));
-        }
-        let hash = self.api_key.as_ref().map(|k| k.key.secret_hash.as_str());
-        let key = match hash {
-            Some(hash) => state.store.find_api_key(hash).await?,
-            None => None,
-        };
-        key.map(Principal::ApiKey)
-            .ok_or(Error::Unauthorized("the API key was deleted"))
-    }
-}
 
 /// A socket's subscriptions, created at its first `subscribe`.
 pub struct SocketTopics {
@@ -114,7 +71,7 @@ pub async fn next(subscriptions: &mut Option<Box<SocketTopics>>) -> Option<Utf8B
 /// snapshot with `resync` if they are gone), then live events. Refusals are `error` frames.
 pub async fn subscribe(
     state: &AppState,
-    caller: &SocketCaller,
+    caller: &Caller,
     subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     text: &str,
@@ -128,7 +85,7 @@ pub async fn subscribe(
 
 async fn try_subscribe(
     state: &AppState,
-    caller: &SocketCaller,
+    caller: &Caller,
     subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     text: &str,
@@ -157,7 +114,7 @@ async fn try_subscribe(
             "this socket is subscribed to the topic already; unsubscribe first to start over",
         ));
     }
-    let principal = caller.principal(state).await.map_err(frame_error)?;
+    let principal = caller.current(state).await.map_err(frame_error)?;
     let access = Access::resolve(state.store.as_ref(), principal, topic.project_id)
         .await
         .map_err(frame_error)?;

@@ -8,7 +8,7 @@ use presence_gateway::domain::{
     Edge, EventType, LogPosition, PresenceKey, PresenceStatus, PresenceWrite, Role, SettleOutcome,
     Teammate, TeammateStatus, Transition, WriteOutcome,
 };
-use presence_gateway::store::{MemoryStore, Store};
+use presence_gateway::store::{MemoryStore, PresenceStore, Store};
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -6,16 +6,16 @@
 //! keeps idle connections open every heartbeat interval. A client that does not read fast
 //! enough is dropped (its stream ends) and may resume with `Last-Event-ID`.
 
-use crate::domain::Role;
 use crate::domain::{EventType, Id, LogPosition};
 use crate::error::{Error, Result};
-use crate::events::{KeyWatch, Listener, RenderedEvent, Resume, Revocations, Topic, TopicKind};
+use crate::events::{Listener, RenderedEvent, Resume, Topic, TopicKind};
 use crate::heartbeat::{Beat, Heartbeat};
 use crate::http::extract::parse_id;
 use crate::http::extract::Path;
 use crate::http::params::ProjectPath;
-use crate::presence::{Held, TooManyConnections, UserSlot};
-use crate::service::{Access, Principal};
+use crate::listener_session::{ListenerSession, Opening};
+use crate::presence::Held;
+use crate::service::Access;
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
@@ -82,43 +82,22 @@ pub async fn stream(
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response> {
-    // Before any access is checked: a revocation from here on ends the stream.
-    let revocations_from = state.events.revocations().mark();
     let query = Query::parse(raw.as_deref())?;
-    let principal = match (&query.token, headers.get(header::AUTHORIZATION)) {
-        (Some(token), _) => state.accounts.token(token).await?,
-        (None, Some(value)) => {
-            let value = value
-                .to_str()
-                .map_err(|_| Error::Unauthorized("malformed Authorization header"))?;
-            state.accounts.authenticate(value).await?
-        }
-        (None, None) => return Err(Error::Unauthorized("missing credentials")),
-    };
+    let opening = Opening::authenticate(
+        &state,
+        query.token.as_deref(),
+        headers.get(header::AUTHORIZATION),
+    )
+    .await?;
     let pid = parse_id(&pid, "project id")?;
-    let access = Access::resolve(state.store.as_ref(), principal, pid).await?;
-    access.require(Role::Agent)?;
-    // A stream holds a connection open like a socket, so it counts with them, per user or key
-    // and per node.
-    let slot = match state
-        .tracker
-        .admit(access.principal.actor_id(), Held::Stream)
-    {
-        Ok(slot) => slot,
-        Err(TooManyConnections::Principal) => {
-            return Err(Error::TooManyRequests {
-                msg: "too many live sockets and streams for this user or API key on this node"
-                    .into(),
-                retry_after: std::time::Duration::from_secs(1),
-            })
-        }
-        Err(TooManyConnections::Node) => {
-            metrics::counter!("agent_sockets_refused_total", "limit" => "node").increment(1);
-            return Err(Error::Unavailable(
-                "this node holds max_connections sockets and streams".into(),
-            ));
-        }
+    let topic = Topic {
+        project_id: pid,
+        kind: TopicKind::Events,
     };
+    let access = Access::resolve(state.store.as_ref(), opening.principal.clone(), pid).await?;
+    topic.authorize(&access)?;
+    // A stream holds a connection open like a socket, so it counts with them.
+    let session = opening.admit(&state, Held::Stream)?;
     let since = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -128,10 +107,6 @@ pub async fn stream(
         .map(|s| parse_id(s.trim(), "event id (Last-Event-ID / since)"))
         .transpose()?;
 
-    let topic = Topic {
-        project_id: pid,
-        kind: TopicKind::Events,
-    };
     // Register before reading the log, so nothing between the replay and the live events is lost.
     let mut listener = state
         .events
@@ -154,22 +129,14 @@ pub async fn stream(
             }
         }
     }
-    let revocations = state.events.revocations();
-    let key_watch = match &access.principal {
-        Principal::ApiKey(key) => Some(revocations.watch_key(key)),
-        Principal::User(_) => None,
-    };
     let feed = Feed {
         listener,
         first,
         replayed_up_to,
         signals: state.heartbeats.subscribe(),
-        revocations: revocations.clone(),
-        revocations_from,
-        principal: access.principal.actor_id(),
+        state: state.clone(),
+        session,
         project_id: pid,
-        _key_watch: key_watch,
-        _slot: slot,
         ending: false,
     };
     // Revoked while this request ran (from here on, the feed's signals tell it).
@@ -200,14 +167,10 @@ struct Feed {
     replayed_up_to: Option<LogPosition>,
     /// The node's signals to every socket and stream: revocations and the stop.
     signals: Heartbeat,
-    revocations: Revocations,
-    revocations_from: u64,
-    principal: crate::domain::Id,
-    project_id: crate::domain::Id,
-    /// An API key's stream keeps the key checked while it lives.
-    _key_watch: Option<KeyWatch>,
-    /// The stream's place in the connection limits.
-    _slot: UserSlot,
+    state: AppState,
+    /// Who holds the stream, its place in the limits, its API key watched.
+    session: ListenerSession,
+    project_id: Id,
     /// Revoked: the events already queued go out (the one that revoked it last), then it ends.
     ending: bool,
 }
@@ -215,8 +178,7 @@ struct Feed {
 impl Feed {
     fn revoked(&self) -> bool {
         let project_id = self.project_id;
-        self.revocations
-            .concerns(self.revocations_from, self.principal, |p| p == project_id)
+        self.session.revoked(&self.state, |p| p == project_id)
     }
 }
 

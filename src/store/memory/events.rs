@@ -1,16 +1,18 @@
-//! The in-memory event log and webhook schedule: a bounded ring of events, per-teammate `seq`
-//! counters, one consumer-group cursor, and the delivery queue, all in partition 0 (the only one).
-//! One node only, so there is no crash recovery: what is in memory dies with the process.
+//! The in-memory event log: a bounded ring of events, per-teammate `seq` counters and one
+//! consumer-group cursor, all in partition 0 (the only one). One node only, so there is no crash
+//! recovery: what is in memory dies with the process.
 
+use super::MemoryStore;
 use crate::domain::{
-    Delivery, EventType, Id, LogPosition, LoggedEvent, Presence, PresenceKey, Teammate, Timestamp,
+    EventType, LogPosition, LoggedEvent, Partition, Partitions, Presence, PresenceKey, Teammate,
+    Timestamp,
 };
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use crate::store::{EventLog, StoreResult};
+use async_trait::async_trait;
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
-/// Ended deliveries kept per project for `/subscriptions/history`.
-pub(super) const HISTORY_LIMIT: usize = 1000;
-
-pub(super) struct EventLog {
+pub(super) struct Ring {
     events: VecDeque<LoggedEvent>,
     retention: usize,
     last: LogPosition,
@@ -20,9 +22,9 @@ pub(super) struct EventLog {
     pub(super) salt: u64,
 }
 
-impl EventLog {
+impl Ring {
     pub(super) fn new(retention: usize) -> Self {
-        EventLog {
+        Ring {
             events: VecDeque::new(),
             retention: retention.max(1),
             last: LogPosition::start(0),
@@ -97,78 +99,59 @@ impl EventLog {
     }
 }
 
-/// Webhook deliveries: the schedule (due time per delivery) and the ended ones.
-#[derive(Default)]
-pub(super) struct DeliveryQueue {
-    pending: HashMap<Id, (Delivery, i64)>,
-    /// Due time (ms), delivery id: the order in which deliveries come due.
-    due: BTreeMap<(i64, Id), ()>,
-    history: HashMap<Id, VecDeque<Delivery>>,
-}
-
-impl DeliveryQueue {
-    pub(super) fn schedule(&mut self, delivery: Delivery, due_ms: i64) {
-        self.unschedule(delivery.id);
-        self.due.insert((due_ms, delivery.id), ());
-        self.pending.insert(delivery.id, (delivery, due_ms));
-    }
-
-    fn unschedule(&mut self, id: Id) {
-        if let Some((_, due)) = self.pending.remove(&id) {
-            self.due.remove(&(due, id));
-        }
-    }
-
-    pub(super) fn lease_due(&mut self, now_ms: i64, until_ms: i64, limit: usize) -> Vec<Delivery> {
-        let ids: Vec<Id> = self
-            .due
-            .range(..=(now_ms, Id::max()))
-            .take(limit)
-            .map(|((_, id), _)| *id)
-            .collect();
-        ids.into_iter()
-            .filter_map(|id| {
-                let (delivery, _) = self.pending.get(&id)?.clone();
-                self.schedule(delivery.clone(), until_ms);
-                Some(delivery)
-            })
-            .collect()
-    }
-
-    /// Whether the delivery is pending under the lease that ends at `held_ms`.
-    pub(super) fn holds(&self, id: Id, held_ms: i64) -> bool {
-        self.pending
-            .get(&id)
-            .is_some_and(|(_, due)| *due == held_ms)
-    }
-
-    /// Extends the lease `held_ms` to `until_ms`; `false` if it is no longer that lease.
-    pub(super) fn renew(&mut self, id: Id, held_ms: i64, until_ms: i64) -> bool {
-        if !self.holds(id, held_ms) {
-            return false;
-        }
-        let (delivery, _) = self.pending[&id].clone();
-        self.schedule(delivery, until_ms);
-        true
-    }
-
-    /// Ends a pending delivery and keeps it in the history.
-    pub(super) fn finish(&mut self, delivery: &Delivery) {
-        self.unschedule(delivery.id);
-        let history = self.history.entry(delivery.project_id).or_default();
-        history.push_front(delivery.clone());
-        history.truncate(HISTORY_LIMIT);
-    }
-
-    pub(super) fn history(&self, project_id: Id, limit: usize) -> Vec<Delivery> {
-        self.history
-            .get(&project_id)
-            .map(|h| h.iter().take(limit).cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
 fn rand_u64() -> u64 {
     let bytes = crate::auth::random_bytes::<8>();
     u64::from_le_bytes(bytes)
+}
+
+#[async_trait]
+impl EventLog for MemoryStore {
+    async fn event_salt(&self) -> StoreResult<u64> {
+        Ok(self.lock().log.salt)
+    }
+
+    fn partitions(&self) -> Partitions {
+        Partitions::new(1)
+    }
+
+    async fn log_bounds(
+        &self,
+        partition: Partition,
+    ) -> StoreResult<Option<(LogPosition, LogPosition)>> {
+        Ok(self.lock().log.bounds().filter(|_| partition == 0))
+    }
+
+    async fn read_events(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        Ok(self
+            .wait_for_events(wait, |s| s.log.after(after, limit))
+            .await)
+    }
+
+    async fn consume_events(
+        &self,
+        partition: Partition,
+        _consumer: &str,
+        limit: usize,
+        wait: Duration,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.wait_for_events(wait, |s| s.log.consume(limit)).await)
+    }
+
+    async fn claim_stale_events(
+        &self,
+        _partition: Partition,
+        _consumer: &str,
+        _idle: Duration,
+        _limit: usize,
+    ) -> StoreResult<Vec<LoggedEvent>> {
+        Ok(Vec::new())
+    }
 }

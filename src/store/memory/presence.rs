@@ -1,10 +1,13 @@
 //! Presence in the in-memory engine: the same rules as `store/redis/scripts/*presence*.lua`,
 //! applied under the engine's one lock.
 
+use super::MemoryStore;
 use crate::domain::{
     Presence, PresenceKey, PresenceStatus, PresenceWrite, SettleOutcome, Teammate, Timestamp,
     Transition, WriteOutcome,
 };
+use crate::store::{PresenceStore, StoreResult};
+use async_trait::async_trait;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
@@ -245,5 +248,76 @@ impl PresenceState {
             }
         }
         transitions
+    }
+}
+
+#[async_trait]
+impl PresenceStore for MemoryStore {
+    async fn write_presence(
+        &self,
+        write: &PresenceWrite,
+        grace: Duration,
+    ) -> StoreResult<WriteOutcome> {
+        Ok(self.write(|s| {
+            let active = s.is_active(&write.key);
+            let before = s.presence_of(&write.key);
+            let outcome = s.presence.write(write, active, grace);
+            if let (WriteOutcome::Transition(t), Some(before)) = (outcome, before) {
+                s.log_transition(&write.key, t, before);
+            }
+            outcome
+        }))
+    }
+
+    async fn settle_presence(&self, key: PresenceKey) -> StoreResult<SettleOutcome> {
+        Ok(self.write(|s| {
+            let before = s.presence_of(&key);
+            let outcome = s.presence.settle(key);
+            if let (SettleOutcome::Offline, Some(before)) = (outcome, before) {
+                s.log_transition(&key, Transition::Offline, before);
+            }
+            outcome
+        }))
+    }
+
+    async fn due_presence(&self, limit: usize) -> StoreResult<Vec<PresenceKey>> {
+        Ok(self.lock().presence.due(limit))
+    }
+
+    async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>> {
+        Ok(self.lock().presence.read(teammates))
+    }
+
+    async fn renew_lease(&self, node_id: &str, ttl: Duration) -> StoreResult<bool> {
+        Ok(self.lock().presence.renew_lease(node_id, ttl))
+    }
+
+    async fn dead_nodes(&self) -> StoreResult<Vec<String>> {
+        Ok(self.lock().presence.dead_nodes())
+    }
+
+    async fn reap_node(
+        &self,
+        node_id: &str,
+        only_if_expired: bool,
+    ) -> StoreResult<Vec<(PresenceKey, Transition)>> {
+        Ok(self.write(|s| {
+            if only_if_expired && s.presence.is_live(node_id) {
+                return Vec::new();
+            }
+            let before: HashMap<PresenceKey, Presence> = s
+                .presence
+                .keys_of(node_id)
+                .into_iter()
+                .filter_map(|key| Some((key, s.presence_of(&key)?)))
+                .collect();
+            let transitions = s.presence.reap(node_id);
+            for (key, transition) in &transitions {
+                if let Some(before) = before.get(key) {
+                    s.log_transition(key, *transition, before.clone());
+                }
+            }
+            transitions
+        }))
     }
 }

@@ -14,7 +14,8 @@
 
 use super::{decode, decode_all, encode, RedisStore};
 use crate::domain::{ApiKey, Id, PendingInvitation, User};
-use crate::store::{FailedSignins, StoreError, StoreResult};
+use crate::store::{AccountStore, FailedSignins, StoreError, StoreResult};
+use async_trait::async_trait;
 use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -30,8 +31,9 @@ static COUNT_FAILURE: LazyLock<Script> =
 /// longer than the steps between a claim and its record take.
 const STALE_CLAIM: Duration = Duration::from_secs(30);
 
-impl RedisStore {
-    pub(super) async fn insert_user(&self, user: &User) -> StoreResult<()> {
+#[async_trait]
+impl AccountStore for RedisStore {
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
         let record = self.keys.user(user.id);
         self.set(&record, encode(user)?).await?;
         match self.claim_email(&user.email, user.id).await {
@@ -44,11 +46,11 @@ impl RedisStore {
         }
     }
 
-    pub(super) async fn user(&self, id: Id) -> StoreResult<Option<User>> {
+    async fn get_user(&self, id: Id) -> StoreResult<Option<User>> {
         self.get_json(self.keys.user(id)).await
     }
 
-    pub(super) async fn users(&self, ids: &[Id]) -> StoreResult<Vec<Option<User>>> {
+    async fn get_users(&self, ids: &[Id]) -> StoreResult<Vec<Option<User>>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -59,15 +61,15 @@ impl RedisStore {
             .collect()
     }
 
-    pub(super) async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let Some(holder) = self.email_holder(email).await? else {
             return Ok(None);
         };
-        Ok(self.user(holder).await?.filter(|u| u.email == email))
+        Ok(self.get_user(holder).await?.filter(|u| u.email == email))
     }
 
-    pub(super) async fn replace_user(&self, user: &User) -> StoreResult<()> {
-        let current = self.user(user.id).await?.ok_or(StoreError::NotFound)?;
+    async fn update_user(&self, user: &User) -> StoreResult<()> {
+        let current = self.get_user(user.id).await?.ok_or(StoreError::NotFound)?;
         let updated = User {
             email: current.email,
             ..user.clone()
@@ -75,8 +77,8 @@ impl RedisStore {
         self.set(&self.keys.user(user.id), encode(&updated)?).await
     }
 
-    pub(super) async fn move_email(&self, user: &User) -> StoreResult<()> {
-        let current = self.user(user.id).await?.ok_or(StoreError::NotFound)?;
+    async fn change_user_email(&self, user: &User) -> StoreResult<()> {
+        let current = self.get_user(user.id).await?.ok_or(StoreError::NotFound)?;
         self.claim_email(&user.email, user.id).await?;
         let record = self.keys.user(user.id);
         self.set(&record, encode(user)?).await?;
@@ -95,6 +97,105 @@ impl RedisStore {
         Ok(())
     }
 
+    async fn put_invitation(&self, invitation: &PendingInvitation) -> StoreResult<()> {
+        let key = self.keys.invitations(&invitation.email);
+        self.hash_put(key, invitation.project_id, encode(invitation)?)
+            .await
+    }
+
+    async fn list_invitations(&self, email: &str) -> StoreResult<Vec<PendingInvitation>> {
+        let mut list: Vec<PendingInvitation> =
+            self.hash_values(self.keys.invitations(email)).await?;
+        list.sort_by_key(|i| i.created_at);
+        Ok(list)
+    }
+
+    async fn delete_invitation(&self, email: &str, project_id: Id) -> StoreResult<()> {
+        self.hash_delete(self.keys.invitations(email), project_id)
+            .await
+            .map(|_| ())
+    }
+
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let index = self
+            .keys
+            .of_project(key.project_id)
+            .project_keys(key.project_id);
+        self.hash_put(index, key.id, key.secret_hash.clone())
+            .await?;
+        self.set(&self.keys.api_key(&key.secret_hash), encode(key)?)
+            .await
+    }
+
+    async fn list_api_keys(&self, project_id: Id) -> StoreResult<Vec<ApiKey>> {
+        let index = self.keys.of_project(project_id).project_keys(project_id);
+        let hashes: Vec<String> = self.cmd(redis::cmd("HVALS").arg(index)).await?;
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = hashes.iter().map(|h| self.keys.api_key(h)).collect();
+        let raws: Vec<Option<String>> = self.cmd(redis::cmd("MGET").arg(keys)).await?;
+        let mut list: Vec<ApiKey> = decode_all(raws.into_iter().flatten().collect())?;
+        list.sort_by_key(|k| (k.created_at, k.id));
+        Ok(list)
+    }
+
+    async fn delete_api_key(&self, project_id: Id, key_id: Id) -> StoreResult<Option<ApiKey>> {
+        let index = self.keys.of_project(project_id).project_keys(project_id);
+        let hash: Option<String> = self
+            .cmd(redis::cmd("HGET").arg(&index).arg(key_id.to_string()))
+            .await?;
+        let Some(hash) = hash else {
+            return Ok(None);
+        };
+        let record = self.keys.api_key(&hash);
+        let key: Option<ApiKey> = self.get_json(record.clone()).await?;
+        let _: () = self.cmd(redis::cmd("DEL").arg(&record)).await?;
+        self.replicated(&record).await?;
+        self.hash_delete(index, key_id).await?;
+        Ok(key)
+    }
+
+    async fn find_api_key(&self, secret_hash: &str) -> StoreResult<Option<ApiKey>> {
+        self.get_json(self.keys.api_key(secret_hash)).await
+    }
+
+    async fn failed_signins(&self, email: &str) -> StoreResult<FailedSignins> {
+        let key = self.keys.signin_failures(email);
+        let (count, ttl): (Option<u64>, i64) = self
+            .pipe(redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key))
+            .await?;
+        Ok(FailedSignins {
+            count: count.unwrap_or(0),
+            resets_in: Duration::from_millis(ttl.max(0) as u64),
+        })
+    }
+
+    async fn record_failed_signin(
+        &self,
+        email: &str,
+        window: Duration,
+    ) -> StoreResult<FailedSignins> {
+        let mut invocation = COUNT_FAILURE.prepare_invoke();
+        invocation
+            .key(self.keys.signin_failures(email))
+            .arg(window.as_millis() as u64);
+        let (count, ttl): (u64, i64) = self.script(&invocation).await?;
+        Ok(FailedSignins {
+            count,
+            resets_in: Duration::from_millis(ttl.max(0) as u64),
+        })
+    }
+
+    async fn clear_failed_signins(&self, email: &str) -> StoreResult<()> {
+        let _: () = self
+            .cmd(redis::cmd("DEL").arg(self.keys.signin_failures(email)))
+            .await?;
+        Ok(())
+    }
+}
+
+impl RedisStore {
     /// Claims `email` for `uid`: `Conflict` if another user's record has it.
     async fn claim_email(&self, email: &str, uid: Id) -> StoreResult<()> {
         let key = self.keys.email(email);
@@ -113,7 +214,11 @@ impl RedisStore {
             let holder: Id = answer
                 .parse()
                 .map_err(|_| StoreError::Internal(format!("corrupt email claim `{answer}`")))?;
-            if self.user(holder).await?.is_some_and(|u| u.email == email) {
+            if self
+                .get_user(holder)
+                .await?
+                .is_some_and(|u| u.email == email)
+            {
                 return Err(StoreError::Conflict);
             }
             take_over_from = answer;
@@ -126,106 +231,5 @@ impl RedisStore {
             .cmd(redis::cmd("GET").arg(self.keys.email(email)))
             .await?;
         Ok(claim.and_then(|c| c.split('|').next().and_then(|id| id.parse().ok())))
-    }
-
-    pub(super) async fn save_invitation(&self, invitation: &PendingInvitation) -> StoreResult<()> {
-        let key = self.keys.invitations(&invitation.email);
-        self.hash_put(key, invitation.project_id, encode(invitation)?)
-            .await
-    }
-
-    pub(super) async fn invitations(&self, email: &str) -> StoreResult<Vec<PendingInvitation>> {
-        let mut list: Vec<PendingInvitation> =
-            self.hash_values(self.keys.invitations(email)).await?;
-        list.sort_by_key(|i| i.created_at);
-        Ok(list)
-    }
-
-    pub(super) async fn remove_invitation(&self, email: &str, project_id: Id) -> StoreResult<()> {
-        self.hash_delete(self.keys.invitations(email), project_id)
-            .await
-            .map(|_| ())
-    }
-
-    pub(super) async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        let index = self
-            .keys
-            .of_project(key.project_id)
-            .project_keys(key.project_id);
-        self.hash_put(index, key.id, key.secret_hash.clone())
-            .await?;
-        self.set(&self.keys.api_key(&key.secret_hash), encode(key)?)
-            .await
-    }
-
-    pub(super) async fn api_keys(&self, project_id: Id) -> StoreResult<Vec<ApiKey>> {
-        let index = self.keys.of_project(project_id).project_keys(project_id);
-        let hashes: Vec<String> = self.cmd(redis::cmd("HVALS").arg(index)).await?;
-        if hashes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<String> = hashes.iter().map(|h| self.keys.api_key(h)).collect();
-        let raws: Vec<Option<String>> = self.cmd(redis::cmd("MGET").arg(keys)).await?;
-        let mut list: Vec<ApiKey> = decode_all(raws.into_iter().flatten().collect())?;
-        list.sort_by_key(|k| (k.created_at, k.id));
-        Ok(list)
-    }
-
-    pub(super) async fn remove_api_key(
-        &self,
-        project_id: Id,
-        key_id: Id,
-    ) -> StoreResult<Option<ApiKey>> {
-        let index = self.keys.of_project(project_id).project_keys(project_id);
-        let hash: Option<String> = self
-            .cmd(redis::cmd("HGET").arg(&index).arg(key_id.to_string()))
-            .await?;
-        let Some(hash) = hash else {
-            return Ok(None);
-        };
-        let record = self.keys.api_key(&hash);
-        let key: Option<ApiKey> = self.get_json(record.clone()).await?;
-        let _: () = self.cmd(redis::cmd("DEL").arg(&record)).await?;
-        self.replicated(&record).await?;
-        self.hash_delete(index, key_id).await?;
-        Ok(key)
-    }
-
-    pub(super) async fn api_key_by_hash(&self, secret_hash: &str) -> StoreResult<Option<ApiKey>> {
-        self.get_json(self.keys.api_key(secret_hash)).await
-    }
-
-    pub(super) async fn signin_failures(&self, email: &str) -> StoreResult<FailedSignins> {
-        let key = self.keys.signin_failures(email);
-        let (count, ttl): (Option<u64>, i64) = self
-            .pipe(redis::pipe().cmd("GET").arg(&key).cmd("PTTL").arg(&key))
-            .await?;
-        Ok(FailedSignins {
-            count: count.unwrap_or(0),
-            resets_in: Duration::from_millis(ttl.max(0) as u64),
-        })
-    }
-
-    pub(super) async fn count_signin_failure(
-        &self,
-        email: &str,
-        window: Duration,
-    ) -> StoreResult<FailedSignins> {
-        let mut invocation = COUNT_FAILURE.prepare_invoke();
-        invocation
-            .key(self.keys.signin_failures(email))
-            .arg(window.as_millis() as u64);
-        let (count, ttl): (u64, i64) = self.script(&invocation).await?;
-        Ok(FailedSignins {
-            count,
-            resets_in: Duration::from_millis(ttl.max(0) as u64),
-        })
-    }
-
-    pub(super) async fn clear_signin_failures(&self, email: &str) -> StoreResult<()> {
-        let _: () = self
-            .cmd(redis::cmd("DEL").arg(self.keys.signin_failures(email)))
-            .await?;
-        Ok(())
     }
 }

@@ -1,41 +1,31 @@
-//! The event logs as Redis streams (one per partition), the webhook consumer group over each, and
-//! the durable webhook delivery schedule (per partition too). Events are appended by the presence
-//! and teammate scripts themselves (`scripts/event_log.lua`); this file reads them and runs the
-//! webhook bookkeeping.
+//! The event logs as Redis streams (one per partition) and the webhook consumer group over each.
+//! Events are appended by the presence and teammate scripts themselves (`scripts/event_log.lua`);
+//! this file reads them.
 
 use super::presence::parse_presence;
-use super::{decode, encode, RedisStore, MAX_BLOCK};
+use super::{decode, RedisStore, MAX_BLOCK};
 use crate::domain::{
-    Delivery, Id, LogPosition, LoggedEvent, Partition, PresenceKey, Teammate, Timestamp,
+    LogPosition, LoggedEvent, Partition, Partitions, PresenceKey, Teammate, Timestamp,
 };
-use crate::store::{StoreError, StoreResult};
-use futures::future::try_join_all;
+use crate::store::{EventLog, StoreError, StoreResult};
+use async_trait::async_trait;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadReply};
-use redis::Script;
-use std::collections::BTreeMap;
-use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The consumer group every node's webhook dispatcher reads each log through.
 const GROUP: &str = "webhooks";
-/// Ended deliveries kept per project for `/subscriptions/history`.
-const HISTORY_LIMIT: usize = 1000;
 
-static SAVE_DELIVERY: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/save_delivery.lua")));
-static LEASE_DELIVERIES: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/lease_deliveries.lua")));
-static RENEW_DELIVERY: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/renew_delivery.lua")));
-static ENQUEUE_DELIVERIES: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("scripts/enqueue_deliveries.lua")));
+#[async_trait]
+impl EventLog for RedisStore {
+    fn partitions(&self) -> Partitions {
+        self.keys.partitions()
+    }
 
-impl RedisStore {
-    pub(super) async fn salt(&self) -> StoreResult<u64> {
+    async fn event_salt(&self) -> StoreResult<u64> {
         Ok(self.layout().await?.salt)
     }
 
-    pub(super) async fn bounds(
+    async fn log_bounds(
         &self,
         partition: Partition,
     ) -> StoreResult<Option<(LogPosition, LogPosition)>> {
@@ -66,7 +56,7 @@ impl RedisStore {
         }
     }
 
-    pub(super) async fn events_after(
+    async fn read_events(
         &self,
         after: LogPosition,
         limit: usize,
@@ -109,7 +99,7 @@ impl RedisStore {
         parse_read_reply(partition, reply)
     }
 
-    pub(super) async fn group_read(
+    async fn consume_events(
         &self,
         partition: Partition,
         consumer: &str,
@@ -139,27 +129,7 @@ impl RedisStore {
         }
     }
 
-    /// Creates the consumer group at the start of the retained log, so that no event appended
-    /// before the first dispatcher started is skipped (subscriptions only take events newer than
-    /// themselves, so old events reach no one twice).
-    async fn create_group(&self, partition: Partition) -> StoreResult<()> {
-        let created: StoreResult<()> = self
-            .cmd(
-                redis::cmd("XGROUP")
-                    .arg("CREATE")
-                    .arg(self.keys.partition(partition).events())
-                    .arg(GROUP)
-                    .arg("0")
-                    .arg("MKSTREAM"),
-            )
-            .await;
-        match created {
-            Err(StoreError::Internal(e)) if e.contains("BUSYGROUP") => Ok(()),
-            other => other,
-        }
-    }
-
-    pub(super) async fn group_claim(
+    async fn claim_stale_events(
         &self,
         partition: Partition,
         consumer: &str,
@@ -187,136 +157,27 @@ impl RedisStore {
             Err(e) => Err(e),
         }
     }
+}
 
-    /// Stores deliveries and acknowledges their events: one script per partition involved (a
-    /// delivery is in its project's partition, like the event it was made from).
-    pub(super) async fn enqueue(
-        &self,
-        deliveries: &[Delivery],
-        lease_until: Timestamp,
-        acknowledge: &[LogPosition],
-    ) -> StoreResult<()> {
-        let partitions = self.keys.partitions();
-        let mut work: BTreeMap<Partition, (Vec<&Delivery>, Vec<LogPosition>)> = BTreeMap::new();
-        for d in deliveries {
-            work.entry(partitions.of(d.project_id))
-                .or_default()
-                .0
-                .push(d);
-        }
-        for p in acknowledge {
-            work.entry(p.partition).or_default().1.push(*p);
-        }
-        try_join_all(
-            work.into_iter()
-                .map(|(partition, (deliveries, acks))| async move {
-                    let k = self.keys.partition(partition);
-                    let mut invocation = ENQUEUE_DELIVERIES.prepare_invoke();
-                    invocation
-                        .key(k.deliveries())
-                        .key(k.deliveries_due())
-                        .key(k.events())
-                        .arg(lease_until.as_millis())
-                        .arg(deliveries.len());
-                    for d in deliveries {
-                        invocation.arg(d.id.to_string()).arg(encode(d)?);
-                    }
-                    for p in acks {
-                        invocation.arg(p.stream_id());
-                    }
-                    let _: String = self.script(&invocation).await?;
-                    self.replicated(&k.deliveries()).await
-                }),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// Leases due deliveries from every partition (concurrently), at most `limit` in all.
-    pub(super) async fn lease_due(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: usize,
-    ) -> StoreResult<Vec<Delivery>> {
-        let count = usize::from(self.keys.partitions().count());
-        let share = limit.div_ceil(count).max(1);
-        let per_partition = try_join_all(self.keys.partitions().all().map(|p| async move {
-            let k = self.keys.partition(p);
-            let mut invocation = LEASE_DELIVERIES.prepare_invoke();
-            invocation
-                .key(k.deliveries_due())
-                .key(k.deliveries())
-                .arg(now.as_millis())
-                .arg(lease_until.as_millis())
-                .arg(share);
-            let raws: Vec<String> = self.script(&invocation).await?;
-            raws.iter()
-                .map(|r| decode(r))
-                .collect::<StoreResult<Vec<Delivery>>>()
-        }))
-        .await?;
-        Ok(per_partition.into_iter().flatten().collect())
-    }
-
-    pub(super) async fn renew_lease_of(
-        &self,
-        project_id: Id,
-        id: Id,
-        held: Timestamp,
-        until: Timestamp,
-    ) -> StoreResult<bool> {
-        let mut invocation = RENEW_DELIVERY.prepare_invoke();
-        invocation
-            .key(self.keys.of_project(project_id).deliveries_due())
-            .arg(id.to_string())
-            .arg(held.as_millis())
-            .arg(until.as_millis());
-        let renewed: i64 = self.script(&invocation).await?;
-        Ok(renewed == 1)
-    }
-
-    pub(super) async fn save(
-        &self,
-        delivery: &Delivery,
-        next_attempt: Option<Timestamp>,
-        held: Timestamp,
-    ) -> StoreResult<bool> {
-        let pid = delivery.project_id;
-        let k = self.keys.of_project(pid);
-        let mut invocation = SAVE_DELIVERY.prepare_invoke();
-        invocation
-            .key(k.deliveries())
-            .key(k.deliveries_due())
-            .key(k.delivery_history(pid))
-            .arg(delivery.id.to_string())
-            .arg(encode(delivery)?)
-            .arg(
-                next_attempt
-                    .map(|t| t.as_millis().to_string())
-                    .unwrap_or_default(),
-            )
-            .arg(HISTORY_LIMIT)
-            .arg(held.as_millis());
-        let saved: i64 = self.script(&invocation).await?;
-        self.replicated(&k.deliveries()).await?;
-        Ok(saved == 1)
-    }
-
-    pub(super) async fn history(&self, project_id: Id, limit: usize) -> StoreResult<Vec<Delivery>> {
-        let raws: Vec<String> = self
+impl RedisStore {
+    /// Creates the consumer group at the start of the retained log, so that no event appended
+    /// before the first dispatcher started is skipped (subscriptions only take events newer than
+    /// themselves, so old events reach no one twice).
+    async fn create_group(&self, partition: Partition) -> StoreResult<()> {
+        let created: StoreResult<()> = self
             .cmd(
-                redis::cmd("LRANGE")
-                    .arg(
-                        self.keys
-                            .of_project(project_id)
-                            .delivery_history(project_id),
-                    )
-                    .arg(0)
-                    .arg(limit.saturating_sub(1)),
+                redis::cmd("XGROUP")
+                    .arg("CREATE")
+                    .arg(self.keys.partition(partition).events())
+                    .arg(GROUP)
+                    .arg("0")
+                    .arg("MKSTREAM"),
             )
-            .await?;
-        super::decode_all(raws)
+            .await;
+        match created {
+            Err(StoreError::Internal(e)) if e.contains("BUSYGROUP") => Ok(()),
+            other => other,
+        }
     }
 }
 

@@ -7,11 +7,14 @@
 //! partition. Changes that span slots (a user and its email, a teammate and its user's
 //! memberships index) are ordered steps that are safe to crash between (docs/architecture.md).
 //!
-//! The files: `connection.rs` (single or cluster), `layout.rs` (the check before first use),
-//! `accounts.rs` (users, emails, invitations, API keys, sign-in counters), `projects.rs`
-//! (projects, teammates, teams, subscriptions), `presence.rs` (edges, grace, leases, reaping),
-//! `events.rs` (the logs, their consumer groups, webhook deliveries), `store_impl.rs` (the
-//! [`Store`](crate::store::Store) trait, delegating to those).
+//! One file per concern, each implementing its trait of [`crate::store`] directly:
+//! `accounts.rs` ([`AccountStore`]: users, emails, invitations, API keys, sign-in counters),
+//! `projects.rs` ([`ProjectStore`]: projects, teammates, teams), `presence.rs`
+//! ([`PresenceStore`]: edges, grace, leases, reaping; `leases.rs` keeps what renewals were told),
+//! `events.rs` ([`EventLog`]: the logs and their consumer groups), `webhooks.rs`
+//! ([`WebhookStore`]: subscriptions and deliveries). Beside them: `connection.rs` (single or
+//! cluster), `keys.rs` (the key layout), `layout.rs` (the check before first use), and this file
+//! (the shared command helpers and [`Store::ping`]).
 
 mod accounts;
 mod connection;
@@ -21,14 +24,19 @@ mod layout;
 mod leases;
 mod presence;
 mod projects;
-mod store_impl;
+mod webhooks;
 
 pub use connection::Target;
 pub use keys::{slot_of, Keys};
 
+use super::Store;
+#[cfg(doc)]
+use super::{AccountStore, EventLog, PresenceStore, ProjectStore, WebhookStore};
 use super::{StoreError, StoreResult};
 use crate::domain::{Id, Partition, Partitions};
+use async_trait::async_trait;
 use connection::Connection;
+use futures::future::try_join_all;
 use layout::Layout;
 use redis::FromRedisValue;
 use serde::de::DeserializeOwned;
@@ -289,6 +297,20 @@ impl RedisStore {
             .await?;
         self.replicated(&key).await?;
         Ok(removed == 1)
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn ping(&self) -> StoreResult<()> {
+        // A keyed read per partition: in a cluster each reaches the master of its slot, so a
+        // master that is down shows here (a plain PING would ask any node).
+        try_join_all(self.keys.partitions().all().map(|p| async move {
+            let key = self.keys.partition(p).leases();
+            self.cmd::<bool>(redis::cmd("EXISTS").arg(key)).await
+        }))
+        .await?;
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@
 //! every node's lease is mirrored into every partition: a renewal is one small script per
 //! partition, sent concurrently, and a lease counts as live only where it was renewed. A node that
 //! finds its lease gone in any partition (a failover lost it, or it was reaped after a stall)
-//! re-asserts all its counts (the renewal itself is in `leases.rs`). Reaping a dead node is per
+//! re-asserts all its counts (`leases.rs` says how it knows). Reaping a dead node is per
 //! partition too, and idempotent in each.
 
 use super::{RedisStore, StoreResult};
@@ -13,8 +13,9 @@ use crate::domain::{
     Partition, Presence, PresenceKey, PresenceStatus, PresenceWrite, SettleOutcome, Teammate,
     Timestamp, Transition, WriteOutcome,
 };
-use crate::store::StoreError;
-use futures::future::try_join_all;
+use crate::store::{PresenceStore, StoreError};
+use async_trait::async_trait;
+use futures::future::{join_all, try_join_all};
 use redis::Script;
 use std::collections::BTreeSet;
 use std::sync::LazyLock;
@@ -46,8 +47,9 @@ presence_script!(REAP_NODE, "scripts/reap_node.lua");
 /// Members of a dead node reaped per script call (each brings three keys).
 const REAP_BATCH: usize = 200;
 
-impl RedisStore {
-    pub(super) async fn write_edge(
+#[async_trait]
+impl PresenceStore for RedisStore {
+    async fn write_presence(
         &self,
         write: &PresenceWrite,
         grace: Duration,
@@ -97,7 +99,7 @@ impl RedisStore {
         Ok(outcome)
     }
 
-    pub(super) async fn settle(&self, key: PresenceKey) -> StoreResult<SettleOutcome> {
+    async fn settle_presence(&self, key: PresenceKey) -> StoreResult<SettleOutcome> {
         let k = self.keys.of_project(key.project_id);
         let state = k.presence(key.project_id, key.teammate_id);
         let mut invocation = SETTLE_PRESENCE.prepare_invoke();
@@ -125,7 +127,7 @@ impl RedisStore {
     }
 
     /// Due grace periods, from every partition (concurrently), at most `limit` in all.
-    pub(super) async fn due(&self, limit: usize) -> StoreResult<Vec<PresenceKey>> {
+    async fn due_presence(&self, limit: usize) -> StoreResult<Vec<PresenceKey>> {
         let per_partition = try_join_all(self.keys.partitions().all().map(|p| async move {
             let mut invocation = DUE_PRESENCE.prepare_invoke();
             invocation
@@ -144,7 +146,7 @@ impl RedisStore {
     }
 
     /// Presence of teammates of any projects: one script per partition involved.
-    pub(super) async fn presence_of(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>> {
+    async fn read_presence(&self, teammates: &[Teammate]) -> StoreResult<Vec<Presence>> {
         let partitions = self.keys.partitions();
         let involved: BTreeSet<Partition> = teammates
             .iter()
@@ -180,8 +182,33 @@ impl RedisStore {
             .collect()
     }
 
+    /// Renews the node's lease in every partition; `true` only if this process's lease was held
+    /// in all of them. Each partition's answer is kept even when another partition fails, so a
+    /// partial failure does not make the next renewal re-assert needlessly.
+    async fn renew_lease(&self, node_id: &str, ttl: Duration) -> StoreResult<bool> {
+        let ttl_ms = ttl.as_millis() as u64;
+        let answers = join_all(self.keys.partitions().all().map(|p| async move {
+            let acknowledged = self.acknowledged_leases.get(node_id, p);
+            let mut invocation = RENEW_LEASE.prepare_invoke();
+            invocation
+                .key(self.keys.partition(p).leases())
+                .arg(node_id)
+                .arg(ttl_ms)
+                .arg(acknowledged.map(|e| e.to_string()).unwrap_or_default());
+            let (held, expiry): (i64, i64) = self.script(&invocation).await?;
+            self.acknowledged_leases.set(node_id, p, expiry);
+            StoreResult::Ok(held == 1)
+        }))
+        .await;
+        let mut all_held = true;
+        for answer in answers {
+            all_held &= answer?;
+        }
+        Ok(all_held)
+    }
+
     /// Nodes whose lease expired (and was not reaped) in any partition.
-    pub(super) async fn expired_nodes(&self) -> StoreResult<Vec<String>> {
+    async fn dead_nodes(&self) -> StoreResult<Vec<String>> {
         let per_partition = try_join_all(self.keys.partitions().all().map(|p| async move {
             let mut invocation = DEAD_NODES.prepare_invoke();
             invocation.key(self.keys.partition(p).leases());
@@ -193,7 +220,7 @@ impl RedisStore {
     }
 
     /// Reaps a node in every partition (each one idempotently, in batches of members).
-    pub(super) async fn reap(
+    async fn reap_node(
         &self,
         node_id: &str,
         only_if_expired: bool,
@@ -211,7 +238,9 @@ impl RedisStore {
             .map(|key| (key, Transition::Offline))
             .collect())
     }
+}
 
+impl RedisStore {
     async fn reap_in(
         &self,
         partition: Partition,

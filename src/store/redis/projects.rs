@@ -1,4 +1,4 @@
-//! Projects, teammates, teams and webhook subscriptions: all in the project's partition, except
+//! Projects, teammates and teams: all in the project's partition, except
 //! each user's memberships index (`user:{uid}:projects`), a global lookup in a slot of its own.
 //!
 //! The index is written *before* a teammate is inserted and is never trimmed when one is deleted,
@@ -7,29 +7,18 @@
 
 use super::presence::{INSERT_TEAMMATE, WRITE_TEAMMATE};
 use super::{encode, script_outcome, RedisStore};
-use crate::domain::{EventType, Id, Project, Subscription, Team, Teammate};
-use crate::store::StoreResult;
+use crate::domain::{EventType, Id, Project, Team, Teammate};
+use crate::store::{ProjectStore, StoreResult};
+use async_trait::async_trait;
 use redis::Script;
 use std::sync::LazyLock;
 
 static CREATE_PROJECT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("scripts/create_project.lua")));
 
-impl RedisStore {
-    /// Step 1 of every membership: the user's index lists the project.
-    async fn index_membership(&self, user_id: Id, project_id: Id) -> StoreResult<()> {
-        let index = self.keys.user_projects(user_id);
-        let _: () = self
-            .cmd(redis::cmd("SADD").arg(&index).arg(project_id.to_string()))
-            .await?;
-        self.replicated(&index).await
-    }
-
-    pub(super) async fn insert_project(
-        &self,
-        project: &Project,
-        owner: &Teammate,
-    ) -> StoreResult<()> {
+#[async_trait]
+impl ProjectStore for RedisStore {
+    async fn create_project(&self, project: &Project, owner: &Teammate) -> StoreResult<()> {
         self.index_membership(owner.user_id, project.id).await?;
         let k = self.keys.of_project(project.id);
         let key = k.project(project.id);
@@ -48,27 +37,23 @@ impl RedisStore {
         self.replicated(&key).await
     }
 
-    pub(super) async fn project(&self, id: Id) -> StoreResult<Option<Project>> {
+    async fn get_project(&self, id: Id) -> StoreResult<Option<Project>> {
         self.get_json(self.keys.of_project(id).project(id)).await
     }
 
-    pub(super) async fn teammates(&self, project_id: Id) -> StoreResult<Vec<Teammate>> {
+    async fn list_teammates(&self, project_id: Id) -> StoreResult<Vec<Teammate>> {
         let key = self.keys.of_project(project_id).teammates(project_id);
         let mut list: Vec<Teammate> = self.hash_values(key).await?;
         list.sort_by_key(|t| (t.created_at, t.id));
         Ok(list)
     }
 
-    pub(super) async fn teammate(
-        &self,
-        project_id: Id,
-        teammate_id: Id,
-    ) -> StoreResult<Option<Teammate>> {
+    async fn get_teammate(&self, project_id: Id, teammate_id: Id) -> StoreResult<Option<Teammate>> {
         let key = self.keys.of_project(project_id).teammates(project_id);
         self.hash_field(key, teammate_id).await
     }
 
-    pub(super) async fn teammate_of_user(
+    async fn find_teammate_by_user(
         &self,
         project_id: Id,
         user_id: Id,
@@ -82,25 +67,25 @@ impl RedisStore {
             )
             .await?;
         match tid.and_then(|s| s.parse::<Id>().ok()) {
-            Some(tid) => self.teammate(project_id, tid).await,
+            Some(tid) => self.get_teammate(project_id, tid).await,
             None => Ok(None),
         }
     }
 
-    pub(super) async fn teammates_of_user(&self, user_id: Id) -> StoreResult<Vec<Teammate>> {
+    async fn list_user_teammates(&self, user_id: Id) -> StoreResult<Vec<Teammate>> {
         let pids: Vec<String> = self
             .cmd(redis::cmd("SMEMBERS").arg(self.keys.user_projects(user_id)))
             .await?;
         let mut out = Vec::with_capacity(pids.len());
         for pid in pids.iter().filter_map(|p| p.parse::<Id>().ok()) {
-            if let Some(t) = self.teammate_of_user(pid, user_id).await? {
+            if let Some(t) = self.find_teammate_by_user(pid, user_id).await? {
                 out.push(t);
             }
         }
         Ok(out)
     }
 
-    pub(super) async fn add_teammate(&self, teammate: &Teammate) -> StoreResult<()> {
+    async fn insert_teammate(&self, teammate: &Teammate) -> StoreResult<()> {
         let (pid, tid) = (teammate.project_id, teammate.id);
         self.index_membership(teammate.user_id, pid).await?;
         let k = self.keys.of_project(pid);
@@ -127,8 +112,57 @@ impl RedisStore {
         self.replicated(&key).await
     }
 
+    async fn update_teammate(
+        &self,
+        teammate: &Teammate,
+        expected_version: u64,
+        event: EventType,
+    ) -> StoreResult<()> {
+        let json = encode(teammate)?;
+        self.write_teammate(teammate, expected_version, Some(json), event)
+            .await
+    }
+
+    async fn delete_teammate(&self, teammate: &Teammate, expected_version: u64) -> StoreResult<()> {
+        self.write_teammate(teammate, expected_version, None, EventType::Delete)
+            .await
+    }
+
+    async fn put_team(&self, team: &Team) -> StoreResult<()> {
+        let key = self.keys.of_project(team.project_id).teams(team.project_id);
+        self.hash_put(key, team.id, encode(team)?).await
+    }
+
+    async fn list_teams(&self, project_id: Id) -> StoreResult<Vec<Team>> {
+        let key = self.keys.of_project(project_id).teams(project_id);
+        let mut list: Vec<Team> = self.hash_values(key).await?;
+        list.sort_by_key(|t| (t.created_at, t.id));
+        Ok(list)
+    }
+
+    async fn get_team(&self, project_id: Id, id: Id) -> StoreResult<Option<Team>> {
+        let key = self.keys.of_project(project_id).teams(project_id);
+        self.hash_field(key, id).await
+    }
+
+    async fn delete_team(&self, project_id: Id, id: Id) -> StoreResult<bool> {
+        let key = self.keys.of_project(project_id).teams(project_id);
+        self.hash_delete(key, id).await
+    }
+}
+
+impl RedisStore {
+    /// Step 1 of every membership: the user's index lists the project.
+    async fn index_membership(&self, user_id: Id, project_id: Id) -> StoreResult<()> {
+        let index = self.keys.user_projects(user_id);
+        let _: () = self
+            .cmd(redis::cmd("SADD").arg(&index).arg(project_id.to_string()))
+            .await?;
+        self.replicated(&index).await
+    }
+
     /// Replaces (`Some(json)`) or deletes (`None`) a teammate under its version check.
-    pub(super) async fn write_teammate(
+    async fn write_teammate(
         &self,
         teammate: &Teammate,
         expected_version: u64,
@@ -161,55 +195,5 @@ impl RedisStore {
         let outcome: String = self.script(&invocation).await?;
         script_outcome(&outcome)?;
         self.replicated(&key).await
-    }
-
-    pub(super) async fn save_team(&self, team: &Team) -> StoreResult<()> {
-        let key = self.keys.of_project(team.project_id).teams(team.project_id);
-        self.hash_put(key, team.id, encode(team)?).await
-    }
-
-    pub(super) async fn teams(&self, project_id: Id) -> StoreResult<Vec<Team>> {
-        let key = self.keys.of_project(project_id).teams(project_id);
-        let mut list: Vec<Team> = self.hash_values(key).await?;
-        list.sort_by_key(|t| (t.created_at, t.id));
-        Ok(list)
-    }
-
-    pub(super) async fn team(&self, project_id: Id, id: Id) -> StoreResult<Option<Team>> {
-        let key = self.keys.of_project(project_id).teams(project_id);
-        self.hash_field(key, id).await
-    }
-
-    pub(super) async fn remove_team(&self, project_id: Id, id: Id) -> StoreResult<bool> {
-        let key = self.keys.of_project(project_id).teams(project_id);
-        self.hash_delete(key, id).await
-    }
-
-    pub(super) async fn save_subscription(&self, subscription: &Subscription) -> StoreResult<()> {
-        let pid = subscription.project_id;
-        let key = self.keys.of_project(pid).subscriptions(pid);
-        self.hash_put(key, subscription.id, encode(subscription)?)
-            .await
-    }
-
-    pub(super) async fn subscriptions(&self, project_id: Id) -> StoreResult<Vec<Subscription>> {
-        let key = self.keys.of_project(project_id).subscriptions(project_id);
-        let mut list: Vec<Subscription> = self.hash_values(key).await?;
-        list.sort_by_key(|s| (s.created_at, s.id));
-        Ok(list)
-    }
-
-    pub(super) async fn subscription(
-        &self,
-        project_id: Id,
-        id: Id,
-    ) -> StoreResult<Option<Subscription>> {
-        let key = self.keys.of_project(project_id).subscriptions(project_id);
-        self.hash_field(key, id).await
-    }
-
-    pub(super) async fn remove_subscription(&self, project_id: Id, id: Id) -> StoreResult<bool> {
-        let key = self.keys.of_project(project_id).subscriptions(project_id);
-        self.hash_delete(key, id).await
     }
 }
