@@ -87,7 +87,12 @@ impl App {
             anyhow::anyhow!("cannot listen on {} (setting `listen`): {e}", config.listen)
         })?;
         let heartbeats = HeartbeatClock::new(config.heartbeat);
-        let events = Events::new(store.clone(), heartbeats.clone());
+        let events = Events::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            heartbeats.clone(),
+        );
         // Fix where this node starts tailing the log now, before any request can change
         // anything, so that no event between start-up and the tailer's first read is missed.
         if let Err(e) = events.prepare_tail().await {

@@ -19,7 +19,7 @@ pub use topic::{Topic, TopicKind};
 use crate::domain::{EventIds, EventType, Id, LogPosition, LoggedEvent, Partition};
 use crate::error::Result;
 use crate::heartbeat::HeartbeatClock;
-use crate::store::Store;
+use crate::store::{AccountStore, EventLog, ProjectStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -33,7 +33,11 @@ const TAIL_WAIT: Duration = Duration::from_secs(1);
 /// The event machinery of one node, shared by the tailer, the sockets, SSE and webhooks.
 #[derive(Clone)]
 pub struct Events {
-    store: Arc<dyn Store>,
+    /// Tailed by every node, and read again for replays.
+    log: Arc<dyn EventLog>,
+    /// Rendering looks up each event's user, and a team membership event's team.
+    accounts: Arc<dyn AccountStore>,
+    projects: Arc<dyn ProjectStore>,
     hub: Arc<Hub>,
     revocations: Revocations,
     ids: Arc<OnceCell<EventIds>>,
@@ -61,10 +65,17 @@ pub enum Resume {
 
 impl Events {
     /// The clock is the one that beats the node's sockets: revocations wake them through it.
-    pub fn new(store: Arc<dyn Store>, clock: HeartbeatClock) -> Self {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        accounts: Arc<dyn AccountStore>,
+        projects: Arc<dyn ProjectStore>,
+        clock: HeartbeatClock,
+    ) -> Self {
         let hub = Hub::new();
         Events {
-            store,
+            log,
+            accounts,
+            projects,
             revocations: Revocations::new(hub.clone(), clock),
             hub,
             ids: Arc::new(OnceCell::new()),
@@ -75,7 +86,7 @@ impl Events {
     /// Reads the salt and each partition's log end; the tailers start there.
     pub async fn prepare_tail(&self) -> Result<()> {
         let mut ends = Vec::new();
-        for partition in self.store.partitions().all() {
+        for partition in self.log.partitions().all() {
             ends.push(self.log_end(partition).await?);
         }
         let _ = self.tail_from.set(ends);
@@ -94,7 +105,7 @@ impl Events {
     pub async fn ids(&self) -> Result<EventIds> {
         let ids = self
             .ids
-            .get_or_try_init(|| async { self.store.event_salt().await.map(EventIds::new) })
+            .get_or_try_init(|| async { self.log.event_salt().await.map(EventIds::new) })
             .await?;
         Ok(*ids)
     }
@@ -104,12 +115,12 @@ impl Events {
     pub async fn render_all(&self, events: &[LoggedEvent]) -> Result<Vec<RenderedEvent>> {
         let ids = self.ids().await?;
         let user_ids: Vec<Id> = events.iter().map(|e| e.teammate.user_id).collect();
-        let users = self.store.get_users(&user_ids).await?;
+        let users = self.accounts.get_users(&user_ids).await?;
         let mut rendered = Vec::with_capacity(events.len());
         for (event, user) in events.iter().zip(users.iter()) {
             let team = match render::teams_of(event).first() {
                 Some(team) if event.event_type.is_team_membership() => {
-                    self.store.get_team(event.key.project_id, *team).await?
+                    self.projects.get_team(event.key.project_id, *team).await?
                 }
                 _ => None,
             };
@@ -130,7 +141,7 @@ impl Events {
             return Ok(Resume::Resync);
         };
         // An id of another partition is another project's event: no place in this log.
-        if after.partition != self.store.partitions().of(project_id) {
+        if after.partition != self.log.partitions().of(project_id) {
             return Ok(Resume::Resync);
         }
         if !self.retains(after).await? {
@@ -139,10 +150,7 @@ impl Events {
         let mut missed = Vec::new();
         let mut cursor = after;
         loop {
-            let batch = self
-                .store
-                .read_events(cursor, BATCH, Duration::ZERO)
-                .await?;
+            let batch = self.log.read_events(cursor, BATCH, Duration::ZERO).await?;
             let Some(last) = batch.last() else { break };
             cursor = last.position;
             let full = batch.len() == BATCH;
@@ -179,7 +187,7 @@ impl Events {
     /// Whether the event at `position` is still in its partition's log.
     async fn retains(&self, position: LogPosition) -> Result<bool> {
         Ok(matches!(
-            self.store.log_bounds(position.partition).await?,
+            self.log.log_bounds(position.partition).await?,
             Some((first, _)) if position >= first
         ))
     }
@@ -188,7 +196,7 @@ impl Events {
     /// hub, until `shutdown`: one task per partition, each blocking on a connection of its own.
     pub async fn run_tailers(self, shutdown: CancellationToken) {
         let tailers: Vec<_> = self
-            .store
+            .log
             .partitions()
             .all()
             .map(|partition| tokio::spawn(self.clone().run_tailer(partition, shutdown.clone())))
@@ -216,7 +224,7 @@ impl Events {
         };
         loop {
             let read = tokio::select! {
-                read = self.store.read_events(after, BATCH, TAIL_WAIT) => read,
+                read = self.log.read_events(after, BATCH, TAIL_WAIT) => read,
                 _ = shutdown.cancelled() => return,
             };
             let outcome = match read {
@@ -258,7 +266,7 @@ impl Events {
     async fn log_end(&self, partition: Partition) -> Result<LogPosition> {
         self.ids().await?;
         Ok(self
-            .store
+            .log
             .log_bounds(partition)
             .await?
             .map_or(LogPosition::start(partition), |(_, last)| last))

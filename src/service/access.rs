@@ -90,3 +90,11 @@ impl Access {
         }
     }
 }
+
+impl Principal {
+    /// The user behind the caller, or 403 for an API key on a user-only route.
+    pub fn require_user(&self) -> Result<&User> {
+        self.user()
+            .ok_or_else(|| Error::forbidden("this route needs a user, not an API key"))
+    }
+}

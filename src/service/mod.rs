@@ -6,10 +6,12 @@
 mod access;
 mod accounts;
 mod invitations;
+mod teammate_patch;
 mod teammates;
 mod teams;
 
 pub use access::{Access, Principal};
 pub use accounts::{Accounts, SignupRequest, SIGNIN_ATTEMPTS, SIGNIN_WINDOW};
-pub use teammates::{InviteOutcome, InviteRequest, RemoveMode, TeammatePatch, Teammates};
+pub use teammate_patch::TeammatePatch;
+pub use teammates::{InviteOutcome, InviteRequest, RemoveMode, Teammates};
 pub use teams::Teams;

@@ -1,10 +1,14 @@
-//! Persistence behind one trait, two engines.
+//! Persistence behind one trait per concern, two engines.
 //!
 //! * [`MemoryStore`]: the default, one node, nothing persisted.
 //! * [`RedisStore`]: shared by any number of nodes, on one Redis or a Redis Cluster; survives
 //!   restarts.
 //!
-//! The same behavioural test suite (`tests/api_*.rs`) runs against both, so they cannot drift.
+//! The traits: [`AccountStore`], [`ProjectStore`], [`PresenceStore`], [`EventLog`] and
+//! [`WebhookStore`]; [`Store`] is all five plus `ping`. Each engine implements each trait in a
+//! file of its own (`memory/accounts.rs`, `redis/accounts.rs`, ...). The same behavioural suites
+//! (`engine_tests!` in `tests/common`) run against memory, Redis and Redis Cluster, so the
+//! engines cannot drift.
 //! Multi-key invariants (unique emails, one teammate per user and project, the last owner) are
 //! enforced *inside* the engine, atomically, not by read-then-write in the callers.
 
@@ -162,8 +166,6 @@ pub trait ProjectStore: Send + Sync + 'static {
 /// calls is the store's own clock, so nodes need not agree on the time.
 #[async_trait]
 pub trait PresenceStore: Send + Sync + 'static {
-    // Time in these calls is the store's own clock, so nodes need not agree on the time.
-
     /// Applies one node's count of one teammate and decides the transition, atomically.
     /// `grace` is how long the teammate stays online after the last connection closed.
     async fn write_presence(
@@ -203,12 +205,11 @@ pub trait PresenceStore: Send + Sync + 'static {
 }
 
 /// The event log (see `domain::event`): one log per partition, read by every node's tailer and,
-/// through one consumer group per partition, by the webhook dispatchers.
+/// through one consumer group per partition, by the webhook dispatchers. The writes of
+/// [`ProjectStore`] and [`PresenceStore`] that change a teammate or its presence append exactly
+/// one event in the same atomic step.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
-    // Every write above that changes a teammate or its presence status appends exactly one event
-    // in the same atomic step.
-
     /// How the deployment's projects are partitioned (the memory engine has one partition).
     /// Each partition has its own log: a project's events are all in its partition's log.
     fn partitions(&self) -> Partitions;
@@ -232,7 +233,7 @@ pub trait EventLog: Send + Sync + 'static {
     ) -> StoreResult<Vec<LoggedEvent>>;
 
     /// New events of a partition for `consumer`. Each event goes to one consumer of the group and stays pending
-    /// until its deliveries are stored ([`Store::enqueue_deliveries`]).
+    /// until its deliveries are stored ([`WebhookStore::enqueue_deliveries`]).
     async fn consume_events(
         &self,
         partition: Partition,
@@ -279,8 +280,8 @@ pub trait WebhookStore: Send + Sync + 'static {
     ///
     /// A lease is identified by its end time, which is also the delivery's due time: a new lease
     /// can only be taken once the old one has ended, so it always ends later. The holder passes
-    /// it back as a fencing token to [`Store::renew_delivery_lease`] and
-    /// [`Store::save_delivery`], which refuse a holder whose lease was taken over.
+    /// it back as a fencing token to [`WebhookStore::renew_delivery_lease`] and
+    /// [`WebhookStore::save_delivery`], which refuse a holder whose lease was taken over.
     async fn lease_due_deliveries(
         &self,
         now: Timestamp,

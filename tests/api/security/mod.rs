@@ -406,7 +406,7 @@ const ROUTES: &[Row] = &[
         Member(RAdmin),
         200,
     ),
-    // Dixa /beta/teams (src/http/dixa.rs)
+    // Dixa /beta/teams (src/http/dixa/)
     http(
         "POST",
         "/beta/teams",
