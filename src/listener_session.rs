@@ -73,14 +73,14 @@ impl Opening {
             }
         };
         let api_key = match &self.principal {
-            Principal::ApiKey(key) => Some(Box::new(KeyCaller {
+            Principal::ApiKey(key) => Some(Box::new(HeldKey {
                 watch: state.events.revocations().watch_key(key),
                 key: key.clone(),
             })),
             Principal::User(_) => None,
         };
         Ok(ListenerSession {
-            caller: Caller {
+            holder: Holder {
                 user_id: self.principal.user().map(|u| u.id),
                 api_key,
             },
@@ -93,30 +93,30 @@ impl Opening {
 
 /// Who holds a socket or stream, kept small (an idle socket holds it): the user's id, or the API
 /// key.
-pub struct Caller {
+pub struct Holder {
     pub user_id: Option<Id>,
     /// Boxed: user sockets, the many, pay one pointer.
-    pub api_key: Option<Box<KeyCaller>>,
+    pub api_key: Option<Box<HeldKey>>,
 }
 
 /// An API key on a socket or stream, checked by the node while it lives (a deleted key's
 /// sockets and streams end within a second).
-pub struct KeyCaller {
+pub struct HeldKey {
     pub key: ApiKey,
     pub watch: KeyWatch,
 }
 
-impl Caller {
+impl Holder {
     /// The user's id, or the API key's.
     pub fn principal_id(&self) -> Id {
         match (&self.user_id, &self.api_key) {
             (Some(user), _) => *user,
-            (None, Some(caller)) => caller.key.id,
+            (None, Some(held)) => held.key.id,
             (None, None) => Id::nil(),
         }
     }
 
-    /// The caller as it is now: a deleted user or key is no longer anyone.
+    /// The holder as it is now: a deleted user or key is no longer anyone.
     pub async fn current(&self, state: &AppState) -> Result<Principal, Error> {
         if let Some(id) = self.user_id {
             let user = state.store.get_user(id).await?;
@@ -125,7 +125,7 @@ impl Caller {
                 .ok_or(Error::Unauthorized("the user no longer exists"));
         }
         let key = match &self.api_key {
-            Some(caller) => state.store.find_api_key(&caller.key.secret_hash).await?,
+            Some(held) => state.store.find_api_key(&held.key.secret_hash).await?,
             None => None,
         };
         key.map(Principal::ApiKey)
@@ -135,7 +135,7 @@ impl Caller {
 
 /// An admitted socket or stream, until it ends.
 pub struct ListenerSession {
-    pub caller: Caller,
+    pub holder: Holder,
     /// The session's place in the connection limits (a socket frees it once uncounted, before
     /// its close handshake).
     slot: Option<UserSlot>,
@@ -145,13 +145,13 @@ pub struct ListenerSession {
 }
 
 impl ListenerSession {
-    /// Whether a revocation since the session began cuts its caller off a project it is in:
+    /// Whether a revocation since the session began cuts its holder off a project it is in:
     /// one that `involves` names, or its API key's project.
     pub fn revoked(&self, state: &AppState, involves: impl Fn(Id) -> bool) -> bool {
-        let key_project = self.caller.api_key.as_ref().map(|k| k.key.project_id);
+        let key_project = self.holder.api_key.as_ref().map(|k| k.key.project_id);
         state.events.revocations().concerns(
             self.revocations_from,
-            self.caller.principal_id(),
+            self.holder.principal_id(),
             |project_id| key_project == Some(project_id) || involves(project_id),
         )
     }

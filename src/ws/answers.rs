@@ -5,14 +5,14 @@ use super::frames::{self, frame_error, ClientFrame, FrameError};
 use super::rate::RateLimiter;
 use super::topics::{self, SocketTopics};
 use crate::domain::{Id, Teammate};
-use crate::listener_session::Caller;
+use crate::listener_session::Holder;
 use crate::service::{Access, Principal, TeammatePatch};
 use crate::state::AppState;
 
 /// Answers one text frame with zero or more frames.
 pub(super) async fn answer(
     state: &AppState,
-    caller: &Caller,
+    caller: &Holder,
     subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     project_id: Option<Id>,

@@ -203,7 +203,7 @@ impl Session {
             Some(text) => {
                 answer(
                     &self.state,
-                    &self.listener.caller,
+                    &self.listener.holder,
                     &mut self.subscriptions,
                     &mut self.limiter,
                     self.project_id,

@@ -6,7 +6,7 @@ use super::rate::RateLimiter;
 use crate::domain::{Id, LogPosition};
 use crate::error::Error;
 use crate::events::{publish, Listener, Published, RenderedEvent, Resume, Topic, TopicKind};
-use crate::listener_session::Caller;
+use crate::listener_session::Holder;
 use crate::service::Access;
 use crate::state::AppState;
 use serde_json::Value;
@@ -71,7 +71,7 @@ pub async fn next(subscriptions: &mut Option<Box<SocketTopics>>) -> Option<Utf8B
 /// snapshot with `resync` if they are gone), then live events. Refusals are `error` frames.
 pub async fn subscribe(
     state: &AppState,
-    caller: &Caller,
+    caller: &Holder,
     subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     text: &str,
@@ -85,7 +85,7 @@ pub async fn subscribe(
 
 async fn try_subscribe(
     state: &AppState,
-    caller: &Caller,
+    caller: &Holder,
     subscriptions: &mut Option<Box<SocketTopics>>,
     limiter: &mut RateLimiter,
     text: &str,

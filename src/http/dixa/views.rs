@@ -62,9 +62,9 @@ pub struct AgentPresenceView {
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_seen: Option<Timestamp>,
     /// `Working` when available, else `Away`.
-    #[schema(value_type = PresenceStatusName)]
+    #[schema(value_type = DixaPresenceStatus)]
     pub presence_status: &'static str,
-    #[schema(value_type = ConnectionStatusName)]
+    #[schema(value_type = DixaConnectionStatus)]
     pub connection_status: &'static str,
     pub active_channels: Vec<String>,
 }
@@ -105,7 +105,7 @@ pub struct NewTeamBody {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[schema(as = DixaPresenceStatus)]
-pub enum PresenceStatusName {
+pub enum DixaPresenceStatus {
     Working,
     Away,
 }
@@ -113,7 +113,7 @@ pub enum PresenceStatusName {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 #[schema(as = DixaConnectionStatus)]
-pub enum ConnectionStatusName {
+pub enum DixaConnectionStatus {
     Online,
     Offline,
 }
