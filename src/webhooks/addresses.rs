@@ -150,7 +150,7 @@ mod tests {
             "2001:db8::1",
             "3fff::1",
             "2620:4f:8000::1",
-            // the findings of issue 22: IPv6 forms of loopback
+            // the attack review (docs/security.md): IPv6 forms of loopback
             "::127.0.0.1",
             "::ffff:0:127.0.0.1",
             "::ffff:127.0.0.1",

@@ -1,10 +1,10 @@
-//! Issue 22, finding 7, "Connections are dropped without a close frame": a socket the server
-//! fails for what its client sent is told why. Invalid UTF-8 in a text frame (or a close frame's
-//! reason) is 1007, a protocol violation (unmasked client frame, RSV bits, a reserved opcode, a
-//! control frame over 125 bytes or fragmented, a stray or missing continuation) is 1002, a
-//! message or frame over 64 KiB is 1009; after the close frame the server ends the connection.
-//! axum's WebSocket dropped the connection without a close frame on every one of these, and lost
-//! the 1009 close about one time in five. Raw frames over real TCP ([`super::raw_ws`]).
+//! Attack-review finding 7 (docs/security.md), "Connections are dropped without a close frame": a
+//! socket the server fails for what its client sent is told why. Invalid UTF-8 in a text frame (or
+//! a close frame's reason) is 1007, a protocol violation (unmasked client frame, RSV bits, a
+//! reserved opcode, a control frame over 125 bytes or fragmented, a stray or missing continuation)
+//! is 1002, a message or frame over 64 KiB is 1009; after the close frame the server ends the
+//! connection. axum's WebSocket dropped the connection without a close frame on every one of these,
+//! and lost the 1009 close about one time in five. Raw frames over real TCP ([`super::raw_ws`]).
 
 use super::raw_ws::{self, Frame, BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
 use crate::common::{spawn_app, token_query, Engine, TestApp};

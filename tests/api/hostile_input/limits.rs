@@ -1,11 +1,9 @@
-//! Size limits and big teams (issue 22, findings 1, 2 and 8), on every engine, through real
-//! sockets and HTTP:
-//! - an agent cannot cut the team topic off with huge attributes, and a team of 5,000 gets its
-//!   whole snapshot (finding 1);
-//! - every path that writes a teammate's free-form fields (REST, the socket's `availability`
-//!   frame, the Desk API) applies the same limits, and the largest possible event is bounded
-//!   (finding 2);
-//! - subscribing again to a topic the socket holds sends no second snapshot (finding 8).
+//! Size limits and big teams (attack-review findings 1, 2 and 8, docs/security.md), on every
+//! engine, through real sockets and HTTP: - an agent cannot cut the team topic off with huge
+//! attributes, and a team of 5,000 gets its whole snapshot (finding 1); - every path that writes a
+//! teammate's free-form fields (REST, the socket's `availability` frame, the Desk API) applies the
+//! same limits, and the largest possible event is bounded (finding 2); - subscribing again to a
+//! topic the socket holds sends no second snapshot (finding 8).
 
 use crate::common::{token_query, Agent, Engine, TeamApp, TestApp};
 use futures::{SinkExt, StreamExt};

@@ -1,8 +1,9 @@
-//! Issue 22, finding 3, "Connections that never authenticate never time out": every connection
-//! has `http_header_timeout_ms` from its accept (and from the end of each response when kept
-//! alive) to send a complete request head, however slowly its bytes arrive; a graceful stop is
-//! not held up by idle connections; upgraded agent sockets are not affected. On `axum::serve`
-//! (no timer) silent connections stayed open forever and a stop waited for them forever.
+//! Attack-review finding 3 (docs/security.md), "Connections that never authenticate never time
+//! out": every connection has `http_header_timeout_ms` from its accept (and from the end of each
+//! response when kept alive) to send a complete request head, however slowly its bytes arrive; a
+//! graceful stop is not held up by idle connections; upgraded agent sockets are not affected. On
+//! `axum::serve` (no timer) silent connections stayed open forever and a stop waited for them
+//! forever.
 
 use crate::common::{spawn_app, spawn_app_with, token_query, Engine, TestApp};
 use std::time::{Duration, Instant};

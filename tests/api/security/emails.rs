@@ -1,6 +1,6 @@
-//! Issue 22, finding 10: "Look-alike emails become separate accounts". Emails are matched in one
-//! normal form (invisible characters dropped, NFKC, lower case, no trailing dot on the domain),
-//! for sign-up, sign-in and invitations alike.
+//! Attack-review finding 10 (docs/security.md): "Look-alike emails become separate accounts".
+//! Emails are matched in one normal form (invisible characters dropped, NFKC, lower case, no
+//! trailing dot on the domain), for sign-up, sign-in and invitations alike.
 
 use super::*;
 

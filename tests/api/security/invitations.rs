@@ -1,6 +1,7 @@
-//! Issue 22, finding 5: "Whoever signs up first with an invited email takes the invitation, role
-//! included". A pending invitation is taken only by a sign-up that shows its token (or, where a
-//! front end verified the address, by the email alone with `signup_claims_invitations`).
+//! Attack-review finding 5 (docs/security.md): "Whoever signs up first with an invited email takes
+//! the invitation, role included". A pending invitation is taken only by a sign-up that shows its
+//! token (or, where a front end verified the address, by the email alone with
+//! `signup_claims_invitations`).
 
 use super::*;
 

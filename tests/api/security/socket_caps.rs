@@ -1,6 +1,7 @@
-//! Issue 22, finding 4: "The node's socket cap can be filled by anyone". An API key's sockets
-//! count against `max_connections_per_user` as a user's do, and an account that is an active
-//! teammate of no project is refused at the handshake (403), so neither can fill the node.
+//! Attack-review finding 4 (docs/security.md): "The node's socket cap can be filled by anyone". An
+//! API key's sockets count against `max_connections_per_user` as a user's do, and an account that
+//! is an active teammate of no project is refused at the handshake (403), so neither can fill the
+//! node.
 
 use super::*;
 

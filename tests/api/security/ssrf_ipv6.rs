@@ -1,7 +1,7 @@
-//! Issue 22, finding 9: "IPv6 forms of private addresses pass the webhook SSRF guard". The guard
-//! judges IPv4-compatible, IPv4-mapped, SIIT and NAT64 addresses by the IPv4 host they reach,
-//! refuses 6to4 and Teredo whole, and refuses IANA's special-purpose IPv6 ranges (and anything
-//! outside 2000::/3).
+//! Attack-review finding 9 (docs/security.md): "IPv6 forms of private addresses pass the webhook
+//! SSRF guard". The guard judges IPv4-compatible, IPv4-mapped, SIIT and NAT64 addresses by the IPv4
+//! host they reach, refuses 6to4 and Teredo whole, and refuses IANA's special-purpose IPv6 ranges
+//! (and anything outside 2000::/3).
 
 use super::*;
 
