@@ -208,6 +208,8 @@ pub struct TeammateView<'a> {
     #[serde(rename = "isAuthenticated")]
     pub is_authenticated: bool,
     pub presence: PresenceView<'a>,
+    /// Online, available, not busy, active and not trashed: a router may hand it a chat now.
+    pub routable: bool,
     #[schema(value_type = Object)]
     pub attributes: &'a Map<String, Value>,
     #[schema(value_type = Vec<Object>)]
@@ -248,6 +250,7 @@ impl<'a> TeammateView<'a> {
             trashed: t.trashed,
             is_authenticated: user.is_some(),
             presence: PresenceView::from(presence),
+            routable: t.is_routable(presence),
             attributes: &t.attributes,
             tags: &t.tags,
             settings: &t.settings,

@@ -123,6 +123,16 @@ impl Teammate {
     pub fn is_busy(&self) -> bool {
         self.max_served_chat > 0 && self.number_assigned_requests >= self.max_served_chat
     }
+
+    /// Whether a router may hand the teammate a chat now: online, available, not busy, active and
+    /// not trashed (docs/protocol.md §3). During the grace period it is still online, so still
+    /// routable: a reconnect within it changes nothing.
+    pub fn is_routable(&self, presence: &Presence) -> bool {
+        presence.status == PresenceStatus::Online
+            && self.user_available
+            && !self.is_busy()
+            && self.is_active()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -150,6 +150,16 @@ fn previous(event: &LoggedEvent, user: Option<&User>) -> Map<String, Value> {
             serde_json::to_value(view).unwrap_or_default(),
         );
     }
+    // `routable` depends on the record and the presence, so it is compared across both (the loop
+    // above compared records under one presence).
+    let before = event.before.as_ref().unwrap_or(&event.teammate);
+    let presence_before = event.presence_before.as_ref().unwrap_or(&event.presence);
+    let was = before.is_routable(presence_before);
+    if was != event.teammate.is_routable(&event.presence) {
+        previous.insert("routable".into(), Value::Bool(was));
+    } else {
+        previous.remove("routable");
+    }
     previous
 }
 
@@ -221,6 +231,9 @@ mod tests {
         let envelope: Value = serde_json::from_str(rendered.envelope.get()).unwrap();
         assert_eq!(envelope["payload"]["presence"]["status"], "online");
         assert_eq!(envelope["previous"]["presence"]["status"], "offline");
-        assert_eq!(envelope["previous"].as_object().unwrap().len(), 1);
+        // An available teammate that comes online becomes routable, and `previous` says so.
+        assert_eq!(envelope["payload"]["routable"], true);
+        assert_eq!(envelope["previous"]["routable"], false);
+        assert_eq!(envelope["previous"].as_object().unwrap().len(), 2);
     }
 }

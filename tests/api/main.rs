@@ -13,6 +13,7 @@ mod jwks;
 mod jwt;
 mod openapi;
 mod presence;
+mod routable;
 mod security;
 mod store_presence;
 mod team;

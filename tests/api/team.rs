@@ -127,6 +127,7 @@ async fn teammate_json_has_every_contract_field(engine: Engine) {
         "trashed",
         "isAuthenticated",
         "presence",
+        "routable",
         "attributes",
         "tags",
         "settings",
@@ -148,6 +149,7 @@ async fn teammate_json_has_every_contract_field(engine: Engine) {
     assert_eq!(agent["trashed"], json!(false));
     assert_eq!(agent["isBusy"], json!(false));
     assert_eq!(agent["isAuthenticated"], json!(true));
+    assert_eq!(agent["routable"], json!(false), "offline: not routable");
     assert_eq!(agent["createdBy"], json!(t.owner.id));
     let presence = &agent["presence"];
     assert_eq!(presence["status"], json!("offline"));

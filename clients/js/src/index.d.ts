@@ -71,6 +71,8 @@ export interface Teammate {
     channels: string[];
     lastSeenAt: string | null;
   };
+  /** Online, available, not busy, active and not trashed: a router may hand it a chat now. */
+  routable: boolean;
   attributes: Record<string, unknown>;
   [field: string]: unknown;
 }

@@ -5,6 +5,7 @@ mod events;
 mod keys;
 mod project_users;
 mod projects;
+mod routable;
 mod subscriptions;
 mod team_query;
 mod teams;
@@ -28,6 +29,7 @@ use axum::Router;
     project_users::list,
     project_users::update_own,
     project_users::me,
+    routable::routable,
     project_users::invite,
     project_users::by_user,
     project_users::get,
@@ -64,6 +66,7 @@ pub fn router() -> Router<AppState> {
             get(project_users::list).put(project_users::update_own),
         )
         .route("/v3/{pid}/project_users/me", get(project_users::me))
+        .route("/v3/{pid}/project_users/routable", get(routable::routable))
         .route(
             "/v3/{pid}/project_users/invite",
             post(project_users::invite),

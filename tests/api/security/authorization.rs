@@ -217,6 +217,13 @@ const ROUTES: &[Row] = &[
         200,
     ),
     http(
+        "GET",
+        "/v3/{pid}/project_users/routable",
+        None,
+        Member(RAgent),
+        200,
+    ),
+    http(
         "POST",
         "/v3/{pid}/project_users/invite",
         Some(r#"{"email":"$email","role":"agent"}"#),
