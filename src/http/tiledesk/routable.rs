@@ -1,7 +1,7 @@
 //! `GET /v3/{pid}/project_users/routable`: who can take a chat now (docs/protocol.md §3).
 
 use crate::domain::{Id, Presence, Role, Teammate};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::extract::{parse_id, Json, Member};
 use crate::http::params::ProjectPath;
 use crate::state::AppState;
@@ -24,9 +24,7 @@ impl Filter {
         for (key, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
             match key.as_ref() {
                 "team" => filter.team = Some(parse_id(&value, "team id")?),
-                "channel" if value.is_empty() => {
-                    return Err(Error::bad_request("channel must not be empty"))
-                }
+                // A channel no connection has (the empty one included) keeps nobody.
                 "channel" => filter.channel = Some(value.into_owned()),
                 _ => {}
             }
