@@ -144,11 +144,6 @@ impl Tracker {
         &self.inner.store
     }
 
-    /// Open agent sockets on this node.
-    pub fn sockets(&self) -> usize {
-        self.inner.sockets.load(Ordering::Relaxed)
-    }
-
     /// Teammates with at least one live connection on this node.
     pub fn counted_teammates(&self) -> usize {
         self.inner.counts.len()
